@@ -1,0 +1,1 @@
+"""Sources and sinks: replay files, ClickHouse, Kafka, PostgreSQL, Alpaca, the paper broker."""

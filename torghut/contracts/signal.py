@@ -1,0 +1,58 @@
+"""Signals as they enter the engine, and the dead letters of those that cannot be used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from torghut.contracts.frozen import FrozenMap
+
+DeadLetterStage = Literal["parse", "normalize", "strategy", "source"]
+
+
+@dataclass(frozen=True, slots=True)
+class InputPosition:
+    """Where a record came from: the source name and a position that orders records within it.
+
+    ``offset`` is the line or row index for files, the cursor for ClickHouse and the offset for Kafka;
+    ``partition`` names the source partition (symbol shard, topic partition).
+    """
+
+    source: str
+    partition: str
+    offset: int
+
+    def label(self) -> str:
+        """Return ``source:partition:offset``, the form persisted with decisions."""
+        return f"{self.source}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalEnvelope:
+    """One TA signal: torghut's ``SignalEnvelope`` with tz-aware UTC timestamps.
+
+    ``payload`` is torghut's payload: the nested envelope shape, or the dict built from a flat
+    ``ta_signals`` row.
+    """
+
+    event_ts: datetime
+    symbol: str
+    payload: FrozenMap[str, Any]
+    timeframe: str | None = None
+    ingest_ts: datetime | None = None
+    seq: int | None = None
+    source: str | None = None
+    position: InputPosition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record the engine could not use, with the reason and the original input, never dropped."""
+
+    stage: DeadLetterStage
+    reason: str
+    raw: Any
+    position: InputPosition | None
+    symbol: str | None = None
+    event_ts: datetime | None = None

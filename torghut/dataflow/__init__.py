@@ -1,0 +1,1 @@
+"""Builds the bytewax flow from one configuration tree: the only place that wires steps."""

@@ -1,0 +1,1 @@
+"""One module per stage: thin bytewax wrappers over pure, unit-testable logic."""

@@ -1,0 +1,1 @@
+"""Snapshot types and codecs, cursor commits, replay digests."""
