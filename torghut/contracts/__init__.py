@@ -1,5 +1,6 @@
 """Frozen, typed data contracts and the canonical hashing every hash in the engine uses."""
 
+from torghut.contracts.account import AccountEvent, AccountSnapshot, AccountView, Fill
 from torghut.contracts.features import (
     FEATURE_SCHEMA_VERSION_V3,
     REQUIRED_FEATURES_V3,
@@ -25,9 +26,13 @@ __all__ = [
     "REQUIRED_FEATURES_V3",
     "VALUE_FIELDS_V3",
     "VALUE_FIELD_SET_V3",
+    "AccountEvent",
+    "AccountSnapshot",
+    "AccountView",
     "DeadLetter",
     "Direction",
     "FeatureVectorV3",
+    "Fill",
     "FrozenMap",
     "InputPosition",
     "LosingIntent",
