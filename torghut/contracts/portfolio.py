@@ -1,4 +1,11 @@
-"""Symbol-level and portfolio-level intents: what the aggregator and the allocator emit."""
+"""Symbol-level and portfolio-level intents: what the aggregator and the allocator emit.
+
+The aggregate stage emits :class:`SymbolIntent` (one per symbol, horizon and event-time window) or,
+when a group yields no intent (a vetoed conflict, intents that arrived after their window closed),
+:class:`DroppedIntents`; either way every strategy intent that did not win is kept as a
+:class:`LosingIntent` with its reason. The allocate stage turns a symbol intent into a
+:class:`PortfolioIntent`.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +20,32 @@ from torghut.contracts.strategy import Direction, StrategyId
 
 @dataclass(frozen=True, slots=True)
 class LosingIntent:
-    """A strategy intent that did not win its symbol window, and why."""
+    """A strategy intent that did not win its symbol window, and why.
+
+    ``reason`` is one of the aggregator's loser reasons (``outvoted_by_net_direction``,
+    ``net_tie_break``, ``lower_priority``, ``outranked_at_equal_priority``, ``conflict_veto``,
+    ``late``); the remaining fields say which strategy event it was.
+    """
 
     strategy_id: StrategyId
     direction: Direction
     confidence: Decimal
     target_notional: Decimal
     reason: str
+    event_ts: datetime | None = None
+    seq: int | None = None
+    strategy_version: str = ""
+    parameter_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class SymbolIntent:
-    """One aggregated intent per (symbol, horizon, event-time window): torghut's ``AggregatedIntent``."""
+    """One aggregated intent per (symbol, horizon, event-time window): torghut's ``AggregatedIntent``.
+
+    ``event_ts``, ``seq`` and ``price`` are those of the group's latest strategy intent;
+    ``strategy_versions`` and ``parameter_hashes`` are keyed by contributing strategy id;
+    ``regime_label`` is the regime the allocator sizes under (None: the allocator's default).
+    """
 
     symbol: str
     direction: Direction
@@ -43,11 +64,40 @@ class SymbolIntent:
     price: Decimal | None = None
     strategy_versions: FrozenMap[str, str] = EMPTY_MAP
     parameter_hashes: FrozenMap[str, str] = EMPTY_MAP
+    regime_label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedIntents:
+    """A (symbol, horizon, window) group that produced no symbol intent, with every intent it dropped.
+
+    ``reason`` is ``conflict_veto`` (the veto policy met a conflict) or ``late`` (the intents arrived
+    after their window had closed); each loser carries the same reason.
+    """
+
+    symbol: str
+    horizon: str
+    window_end: datetime
+    policy: str
+    reason: str
+    losers: tuple[LosingIntent, ...]
+    event_ts: datetime
+    seq: int
+    conflict: bool = False
+
+
+AggregateOutput = SymbolIntent | DroppedIntents
 
 
 @dataclass(frozen=True, slots=True)
 class PortfolioIntent:
-    """An account-aware exposure target for one symbol, with the allocator's trace."""
+    """An account-aware exposure target for one symbol, with the allocator's trace.
+
+    ``status`` is ``approved`` or ``rejected`` (torghut's); ``clipped`` says whether a cap or the
+    integer floor cut the requested quantity. ``net_target_qty`` is the signed position the account
+    should hold after this intent (``current_qty`` plus or minus ``approved_qty``). ``allocator_trace``
+    holds one entry per check the allocator evaluated, in order.
+    """
 
     account: str
     symbol: str
@@ -63,6 +113,17 @@ class PortfolioIntent:
     price: Decimal | None
     status: str
     reason_codes: tuple[str, ...] = ()
+    clipped: bool = False
+    enabled: bool = False
+    current_qty: Decimal = Decimal(0)
+    requested_notional: Decimal | None = None
+    approved_notional: Decimal = Decimal(0)
+    budget_multiplier: Decimal = Decimal(1)
+    capacity_multiplier: Decimal = Decimal(1)
+    correlation_group: str | None = None
+    horizon: str = ""
+    window_end: datetime | None = None
+    seq: int = 0
 
 
 OrderSide = Direction

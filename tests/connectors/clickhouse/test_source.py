@@ -1,0 +1,147 @@
+"""``ClickHouseSource`` in real bytewax flows over chdb."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, run_main
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from tests.connectors.clickhouse.conftest import make_client
+from tests.connectors.clickhouse.support import BASE_TS, FixedClock, insert_rows, signal_row, tie_heavy_rows
+from torghut.connectors.clickhouse import (
+    ClickHouseSource,
+    PollSettings,
+    ReaderSettings,
+    SignalCursor,
+    SignalItem,
+    TableRef,
+    decode_snapshot,
+)
+from torghut.contracts import InputPosition
+
+BEFORE_ALL = SignalCursor(BASE_TS - timedelta(milliseconds=1))
+
+
+def _run(source: ClickHouseSource) -> list[SignalItem]:
+    out: list[SignalItem] = []
+    flow = Dataflow("clickhouse_source_test")
+    rows = op.input("clickhouse_in", flow, source)
+    op.output("out", rows, TestingSink(out))
+    run_main(flow)
+    return out
+
+
+def _source(table: TableRef, **options: Any) -> ClickHouseSource:
+    settings = options.pop("settings", ReaderSettings(table=str(table), batch_size=1000, fast_forward=False))
+    return ClickHouseSource(
+        make_client,
+        settings=settings,
+        poll=options.pop("poll", PollSettings(once=True)),
+        start_cursor=options.pop("start_cursor", BEFORE_ALL),
+        clock=options.pop("clock", FixedClock(BASE_TS)),
+        **options,
+    )
+
+
+def test_sharded_source_yields_every_row_exactly_once(client: Any, table: TableRef) -> None:
+    inserted = tie_heavy_rows(symbols=23, timestamps=200, seqs_per_ts=3)
+    insert_rows(client, table, inserted)
+    source = _source(table, shards=4)
+    out = _run(source)
+
+    keys = [(row["symbol"], row["event_ts"], int(row["seq"])) for row, _ in out]
+    assert len(keys) == len(inserted) == 13_800
+    assert len(set(keys)) == len(keys)
+
+    by_part: dict[str, list[tuple[dict[str, Any], InputPosition]]] = defaultdict(list)
+    for row, position in out:
+        assert position.source == "clickhouse"
+        by_part[position.partition].append((row, position))
+    assert sorted(by_part) == [f"shard-{i}-of-4" for i in range(4)]
+
+    shard_of = dict(
+        client.query(
+            f"SELECT DISTINCT symbol, toString(cityHash64(symbol) % 4) FROM {table.database}.{table.table}"
+        ).result_rows
+    )
+    for part, items in by_part.items():
+        # Offsets count each shard's rows from 0; each shard is read in torghut's order.
+        assert [position.offset for _, position in items] == list(range(len(items)))
+        order = [(row["event_ts"], row["symbol"], int(row["seq"])) for row, _ in items]
+        assert order == sorted(order)
+        assert {shard_of[row["symbol"]] for row, _ in items} == {part.split("-")[1]}
+    assert source.stats.rows == 13_800
+    assert source.stats.empty_batches == {"cursor_tail_stable": 4}
+
+
+def test_until_replays_a_fixed_range_and_ends(client: Any, table: TableRef) -> None:
+    insert_rows(client, table, [signal_row("A", BASE_TS + timedelta(seconds=n), n) for n in range(10)])
+    until = BASE_TS + timedelta(seconds=4)
+    out = _run(_source(table, shards=2, until=until, poll=PollSettings(poll_interval_s=0.01)))
+    assert sorted(int(row["seq"]) for row, _ in out) == [0, 1, 2, 3, 4]
+
+
+def test_partition_resumes_from_its_snapshot(client: Any, table: TableRef) -> None:
+    insert_rows(client, table, [signal_row("A", BASE_TS + timedelta(seconds=n), n) for n in range(10)])
+    settings = ReaderSettings(table=str(table), batch_size=4, fast_forward=False)
+    source = _source(table, settings=settings)
+    first = source.build_part("clickhouse_in", "shard-0-of-1", None)
+    batch = first.next_batch()
+    snapshot = first.snapshot()
+    first.close()
+    assert [int(row["seq"]) for row, _ in batch] == [0, 1, 2, 3]
+    assert first.next_awake() is None  # a full batch polls again at once
+    assert decode_snapshot(snapshot) == (SignalCursor(BASE_TS + timedelta(seconds=3), 3, "A"), 4)
+
+    resumed = source.build_part("clickhouse_in", "shard-0-of-1", snapshot)
+    rest = resumed.next_batch() + resumed.next_batch()
+    resumed.close()
+    assert [(int(row["seq"]), position.offset) for row, position in rest] == [(n, n) for n in range(4, 10)]
+
+
+def test_without_state_or_start_cursor_the_partition_starts_at_now_minus_lookback(
+    client: Any, table: TableRef
+) -> None:
+    now = BASE_TS + timedelta(hours=1)
+    insert_rows(client, table, [signal_row("OLD", now - timedelta(minutes=20), 1), signal_row("NEW", now, 1)])
+    settings = ReaderSettings(table=str(table))
+    out = _run(_source(table, settings=settings, start_cursor=None, clock=FixedClock(now)))
+    assert [row["symbol"] for row, _ in out] == ["NEW"]
+
+
+def test_poll_errors_back_off_without_busy_looping(client: Any, table: TableRef) -> None:
+    insert_rows(client, table, [signal_row("A", BASE_TS, 1)])
+    clock = FixedClock(datetime(2026, 2, 19, 15, 0, tzinfo=UTC))
+    source = _source(table, clock=clock, poll=PollSettings(backoff_initial_s=0.5, backoff_max_s=1.5))
+    part = source.build_part("clickhouse_in", "shard-0-of-1", None)
+    client.command(f"DROP TABLE {table.database}.{table.table}")
+    waits = []
+    for _ in range(4):
+        assert part.next_batch() == []
+        awake = part.next_awake()
+        assert awake is not None
+        waits.append((awake - clock.now).total_seconds())
+    part.close()
+    assert waits == [0.5, 1.0, 1.5, 1.5]
+    assert source.stats.errors == 4
+    assert source.stats.last_error is not None and "ta_signals" in source.stats.last_error
+    assert issubclass(ClickHouseError, Exception)
+
+
+def test_empty_polls_wait_for_the_poll_interval_and_are_counted(client: Any, table: TableRef) -> None:
+    clock = FixedClock(BASE_TS)
+    source = _source(table, clock=clock, poll=PollSettings(poll_interval_s=2.0))
+    part = source.build_part("clickhouse_in", "shard-0-of-1", None)
+    assert part.next_batch() == []
+    assert part.next_awake() == BASE_TS + timedelta(seconds=2)
+    insert_rows(client, table, [signal_row("A", BASE_TS, 1)])
+    assert len(part.next_batch()) == 1
+    assert part.next_awake() == BASE_TS + timedelta(seconds=2)  # a partial batch: caught up, so wait
+    assert part.next_batch() == []
+    part.close()
+    assert source.stats.empty_batches == {"no_signals_in_window": 1, "cursor_tail_stable": 1}

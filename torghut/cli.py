@@ -1,0 +1,218 @@
+"""The ``torghut`` command: replay recorded signals, generate samples, inspect strategies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="torghut",
+    help="torghut strategy engine: a deterministic multi-strategy decision engine on bytewax.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+strategies_app = typer.Typer(
+    help="Inspect installed strategy plugins and validate catalogs.", no_args_is_help=True
+)
+app.add_typer(strategies_app, name="strategies")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def replay(
+    signals: Annotated[
+        Path, typer.Option(help="Recorded signals: JSONL of ta_signals rows or envelopes, or a JSON array.")
+    ],
+    catalog: Annotated[
+        Path, typer.Option(help="Strategy catalog (torghut strategies.yaml, V3 or newer shape).")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for the outputs and summary.json.")
+    ] = Path("out/replay"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Source batch size (records per batch).")] = 1000,
+    processes: Annotated[int, typer.Option(min=1, help="bytewax processes (one worker each).")] = 1,
+    shards: Annotated[
+        int, typer.Option(min=1, help="Symbol shards the input is split into (fixed per run).")
+    ] = 8,
+    emit_features: Annotated[
+        bool, typer.Option("--emit-features", help="Also write features.jsonl.")
+    ] = False,
+    config: Annotated[Path | None, typer.Option(help="Engine configuration file (YAML).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Replay a signal file through the real flow and write intents, dead letters and digests."""
+    from torghut.dataflow.build import FlowSpec
+    from torghut.dataflow.config import ConfigError, load_engine_config
+    from torghut.dataflow.replay import ReplayError, run_replay
+    from torghut.strategies.catalog import CatalogError, load_catalog
+    from torghut.strategies.registry import default_registry
+
+    if not signals.is_file():
+        message = f"signal file not found: {signals}"
+        raise _fail(message)
+    try:
+        engine = load_engine_config(config)
+        load_catalog(catalog, default_registry())
+    except (ConfigError, CatalogError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    spec = FlowSpec(
+        signals=signals.resolve(),
+        catalog=catalog.resolve(),
+        parts_dir=(out_dir / ".parts").resolve(),
+        batch_size=batch_size,
+        shards=shards,
+        emit_features=emit_features,
+        engine=engine,
+    )
+    console.print(
+        f"replaying [bold]{signals}[/] with [bold]{catalog}[/]: {processes} process(es), "
+        f"batch size {batch_size}, {shards} shards -> {out_dir}",
+        highlight=False,
+    )
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("replay", total=1.0)
+        try:
+            result = run_replay(
+                spec,
+                out_dir,
+                processes=processes,
+                on_progress=lambda fraction: progress.update(task, completed=fraction),
+            )
+        except ReplayError as exc:
+            raise _fail(str(exc)) from exc
+    table = Table(
+        title=f"replay of {result.events_in:,} events in {result.elapsed_s:.2f} s", title_justify="left"
+    )
+    table.add_column("stream")
+    table.add_column("records", justify="right")
+    table.add_column("sha256")
+    for name, stream in result.streams.items():
+        table.add_row(name, f"{stream.count:,}", stream.sha256[:16])
+    out.print(table)
+    stages = ", ".join(f"{k} {v:,}" for k, v in result.dead_letters_by_stage.items()) or "none"
+    rate = result.events_in / max(result.elapsed_s, 1e-9)
+    out.print(
+        f"normalized {result.events_normalized:,} · dead letters: {stages} · "
+        f"{rate:,.0f} events/s · digest {result.summary['digest'][:16]}",
+        highlight=False,
+    )
+    out.print(f"wrote {out_dir}/summary.json", highlight=False)
+
+
+@app.command()
+def diff(
+    left: Annotated[Path, typer.Argument(help="A replay output directory.")],
+    right: Annotated[Path, typer.Argument(help="Another replay output directory.")],
+) -> None:
+    """Compare two replay outputs stream by stream and show the first differing record."""
+    from torghut.recovery.replay_digest import digest_file, first_difference
+
+    differing = 0
+    for path in sorted(left.glob("*.jsonl")):
+        other = right / path.name
+        if not other.is_file():
+            out.print(f"{path.name}: missing in {right}")
+            differing += 1
+            continue
+        a, b = digest_file(path), digest_file(other)
+        if a.sha256 == b.sha256:
+            out.print(f"{path.name}: identical ({a.count:,} records, {a.sha256[:16]})")
+            continue
+        differing += 1
+        found = first_difference(path, other)
+        out.print(f"{path.name}: differs ({a.count:,} vs {b.count:,} records)")
+        if found is not None:
+            number, la, lb = found
+            out.print(f"  first difference at record {number}:\n  - {la}\n  + {lb}", highlight=False)
+    raise typer.Exit(code=1 if differing else 0)
+
+
+@app.command("sample-signals")
+def sample_signals(
+    out_file: Annotated[Path, typer.Option("--out", help="Output JSONL file of ta_signals rows.")],
+    symbols: Annotated[int, typer.Option(min=1, help="Number of symbols.")] = 20,
+    minutes: Annotated[int, typer.Option(min=1, help="Minutes of 1-second bars per symbol.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same file).")] = 7,
+) -> None:
+    """Generate realistic, seeded torghut.ta_signals rows (1-second microbars with indicators)."""
+    from torghut.connectors.synthetic.generator import write_sample_signals
+
+    total = symbols * minutes * 60
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("generating", total=total)
+        count = write_sample_signals(
+            out_file, symbols, minutes, seed, progress=lambda n: progress.update(task, completed=n)
+        )
+    out.print(f"wrote {count:,} rows for {symbols} symbols x {minutes} min (seed {seed}) to {out_file}")
+
+
+@strategies_app.command("list")
+def strategies_list() -> None:
+    """List the installed strategy plugins: built-ins and entry-point plugins."""
+    from torghut.strategies.registry import default_registry, plugin_rows
+
+    table = Table(title="strategy plugins", title_justify="left")
+    for column in ("type@version", "source", "warm-up", "required features", "parameters"):
+        table.add_column(column)
+    for row in plugin_rows(default_registry()):
+        table.add_row(
+            f"{row.strategy_type}@{row.version}",
+            f"{row.source} {row.source_version}",
+            str(row.warmup_bars),
+            ", ".join(row.required_features),
+            "\n".join(row.params),
+        )
+    out.print(table)
+
+
+@strategies_app.command("validate")
+def strategies_validate(
+    catalog: Annotated[Path, typer.Argument(help="Strategy catalog file (YAML or JSON).")],
+) -> None:
+    """Validate a strategy catalog: shapes, plugins, pins and parameters."""
+    from torghut.strategies.catalog import CatalogError, load_catalog
+    from torghut.strategies.registry import default_registry
+
+    try:
+        loaded = load_catalog(catalog, default_registry())
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title=f"{catalog}: valid (digest {loaded.digest[:16]})", title_justify="left")
+    for column in ("strategy_id", "plugin", "enabled", "timeframe", "priority", "parameter hash"):
+        table.add_column(column)
+    for d in loaded.definitions:
+        table.add_row(
+            d.strategy_id,
+            f"{d.strategy_type}@{d.version}",
+            "yes" if d.enabled else "no",
+            d.base_timeframe,
+            str(d.priority),
+            d.parameter_hash[:16],
+        )
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``torghut`` console script."""
+    app()

@@ -1,0 +1,71 @@
+"""The ClickHouse ``ta_signals`` source: schema, torghut's cursor query, the reader and the bytewax source."""
+
+from torghut.connectors.clickhouse.query import (
+    SYMBOL_PATTERN,
+    CursorRule,
+    Shard,
+    SignalCursor,
+    SignalQuery,
+    build_latest_query,
+    build_signal_query,
+    format_ch_ts,
+    is_valid_symbol,
+    next_cursor,
+    parse_ch_ts,
+    scan_cursor,
+)
+from torghut.connectors.clickhouse.reader import (
+    ClickHouseSignalReader,
+    FetchResult,
+    NoSignalReason,
+    ReaderSettings,
+    utc_now,
+)
+from torghut.connectors.clickhouse.schema import (
+    DEFAULT_SIGNAL_TABLE,
+    TA_SIGNALS_COLUMNS,
+    TableRef,
+    create_ta_signals,
+    select_columns,
+    ta_signals_ddl,
+)
+from torghut.connectors.clickhouse.source import (
+    ClickHouseSource,
+    PollSettings,
+    SignalItem,
+    SourceStats,
+    decode_snapshot,
+    encode_snapshot,
+)
+
+__all__ = [
+    "DEFAULT_SIGNAL_TABLE",
+    "SYMBOL_PATTERN",
+    "TA_SIGNALS_COLUMNS",
+    "ClickHouseSignalReader",
+    "ClickHouseSource",
+    "CursorRule",
+    "FetchResult",
+    "NoSignalReason",
+    "PollSettings",
+    "ReaderSettings",
+    "Shard",
+    "SignalCursor",
+    "SignalItem",
+    "SignalQuery",
+    "SourceStats",
+    "TableRef",
+    "build_latest_query",
+    "build_signal_query",
+    "create_ta_signals",
+    "decode_snapshot",
+    "encode_snapshot",
+    "format_ch_ts",
+    "is_valid_symbol",
+    "next_cursor",
+    "parse_ch_ts",
+    "scan_cursor",
+    "select_columns",
+    "ta_signals_ddl",
+    "utc_now",
+]

@@ -1,0 +1,200 @@
+"""Replay-file source: recorded signals (JSONL of flat rows or envelopes, or a JSON array) as a bytewax input.
+
+The file is split into a fixed number of symbol shards, each a bytewax partition, so several processes can
+share one file while every symbol's rows stay in file order within one partition. A partition reads the
+whole file but only decodes its own rows: the symbol is found with a byte-level scan, and the row is
+handed downstream undecoded (the parse stage decodes it once). Rows whose symbol cannot be found go to
+shard 0, where the parse stage turns them into dead letters, so nothing is read twice or lost.
+
+The resume state of a partition is ``(byte_offset, line_number)`` for JSONL and ``(index,)`` for an array,
+so bytewax recovery resumes exactly after the last emitted batch.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from torghut.contracts.signal import InputPosition
+
+RawRecord = tuple[object, InputPosition]
+ResumeState = tuple[int, int]
+
+_SYMBOL = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
+
+
+def symbol_shard(symbol: str | bytes, shards: int) -> int:
+    """Return the stable shard of ``symbol`` (crc32 modulo ``shards``), independent of process count."""
+    data = symbol.encode() if isinstance(symbol, str) else symbol
+    return zlib.crc32(data) % shards
+
+
+def _is_json_array(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
+    return head.startswith(b"[")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    """A partition's progress: bytes (or items) read out of the total."""
+
+    shard: int
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[ReplayProgress], None]
+
+
+class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
+    def __init__(
+        self,
+        path: Path,
+        shard: int,
+        shards: int,
+        batch_size: int,
+        resume: ResumeState | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self._handle: BinaryIO = path.open("rb")
+        self._total = path.stat().st_size
+        self._shard = shard
+        self._shards = shards
+        self._batch_size = batch_size
+        self._progress = progress
+        self._label = f"shard-{shard:03d}"
+        self._source = path.name
+        offset, line_no = resume if resume is not None else (0, 0)
+        self._handle.seek(offset)
+        self._offset = offset
+        self._line_no = line_no
+
+    def next_batch(self) -> list[RawRecord]:
+        batch: list[RawRecord] = []
+        handle = self._handle
+        shard, shards = self._shard, self._shards
+        # Read a bounded number of lines per call so a sparse shard still yields control regularly.
+        budget = self._batch_size * max(1, shards)
+        while len(batch) < self._batch_size and budget > 0:
+            line = handle.readline()
+            if not line:
+                if self._progress is not None:
+                    self._progress(ReplayProgress(shard, self._total, self._total))
+                if batch:
+                    return batch
+                raise StopIteration
+            budget -= 1
+            self._offset += len(line)
+            self._line_no += 1
+            stripped = line.strip()
+            if not stripped:
+                continue
+            match = _SYMBOL.search(stripped)
+            row_shard = zlib.crc32(match.group(1)) % shards if match else 0
+            if row_shard == shard:
+                batch.append((stripped, InputPosition(self._source, self._label, self._line_no)))
+        if self._progress is not None:
+            self._progress(ReplayProgress(shard, self._offset, self._total))
+        return batch
+
+    def snapshot(self) -> ResumeState:
+        return (self._offset, self._line_no)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class _ArrayPartition(StatefulSourcePartition[RawRecord, ResumeState]):
+    def __init__(
+        self,
+        items: list[Any],
+        source: str,
+        shard: int,
+        shards: int,
+        batch_size: int,
+        resume: ResumeState | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self._items = items
+        self._source = source
+        self._shard = shard
+        self._shards = shards
+        self._batch_size = batch_size
+        self._progress = progress
+        self._label = f"shard-{shard:03d}"
+        self._index = resume[0] if resume is not None else 0
+
+    def next_batch(self) -> list[RawRecord]:
+        items, total = self._items, len(self._items)
+        if self._index >= total:
+            raise StopIteration
+        batch: list[RawRecord] = []
+        while self._index < total and len(batch) < self._batch_size:
+            item = items[self._index]
+            self._index += 1
+            symbol = item.get("symbol") if isinstance(item, dict) else None
+            row_shard = symbol_shard(symbol, self._shards) if isinstance(symbol, str) else 0
+            if row_shard == self._shard:
+                batch.append((item, InputPosition(self._source, self._label, self._index)))
+        if self._progress is not None:
+            self._progress(ReplayProgress(self._shard, self._index, total))
+        return batch
+
+    def snapshot(self) -> ResumeState:
+        return (self._index, 0)
+
+
+class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
+    """Reads a recorded signal file as ``(raw_row, InputPosition)`` items in ``shards`` partitions.
+
+    ``raw_row`` is the undecoded JSON line (bytes) for JSONL, or the decoded element for a JSON array.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        shards: int = 8,
+        batch_size: int = 1000,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        if shards < 1:
+            msg = f"shards must be at least 1, got {shards}"
+            raise ValueError(msg)
+        if batch_size < 1:
+            msg = f"batch_size must be at least 1, got {batch_size}"
+            raise ValueError(msg)
+        if not path.is_file():
+            msg = f"signal file not found: {path}"
+            raise FileNotFoundError(msg)
+        self.path = path
+        self.shards = shards
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def list_parts(self) -> list[str]:
+        """Every shard is readable from every worker; bytewax assigns each to one."""
+        return [f"shard-{i:03d}" for i in range(self.shards)]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: ResumeState | None
+    ) -> StatefulSourcePartition[RawRecord, ResumeState]:
+        """Open one shard, resuming after the last emitted batch when recovery state exists."""
+        shard = int(for_part.removeprefix("shard-"))
+        if _is_json_array(self.path):
+            items = orjson.loads(self.path.read_bytes())
+            if not isinstance(items, list):
+                msg = f"{self.path}: expected a JSON array of signals"
+                raise ValueError(msg)
+            return _ArrayPartition(
+                items, self.path.name, shard, self.shards, self.batch_size, resume_state, self.progress
+            )
+        return _JsonlPartition(self.path, shard, self.shards, self.batch_size, resume_state, self.progress)

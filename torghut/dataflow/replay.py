@@ -1,0 +1,192 @@
+"""Runs a replay through the real bytewax flow, in one or several processes, and writes its outputs.
+
+Outputs in the run directory: one ``<stream>.jsonl`` per stream in canonical order, and
+``summary.json`` with counts and a sha256 digest per stream. Identical inputs and configuration give
+identical digests whatever the batch size or process count.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from bytewax.testing import run_main
+
+from torghut.connectors.part_files import read_count
+from torghut.contracts.hashing import canonical_json, sha256_hex
+from torghut.dataflow.build import FlowSpec, build_replay_flow
+from torghut.dataflow.progress import ProgressFiles, read_fraction
+from torghut.recovery.replay_digest import StreamSummary, merge_stream
+
+STREAMS: tuple[str, ...] = ("intents", "strategy_errors", "dead_letters")
+OPTIONAL_STREAMS: tuple[str, ...] = ("features",)
+
+
+class ReplayError(RuntimeError):
+    """A replay worker failed; the message carries the end of its error output."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a replay produced: per-stream summaries plus input and timing figures."""
+
+    out_dir: Path
+    streams: dict[str, StreamSummary]
+    events_in: int
+    events_normalized: int
+    dead_letters_by_stage: dict[str, int]
+    elapsed_s: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def count_input_events(path: Path) -> int:
+    """Count the events in a replay file independently of the flow (non-blank lines or array items)."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
+    if head.startswith(b"["):
+        items = orjson.loads(path.read_bytes())
+        return len(items) if isinstance(items, list) else 1
+    count = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                count += 1
+    return count
+
+
+def _free_addresses(count: int) -> list[str]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _run_cluster(spec_path: Path, processes: int, parts_dir: Path) -> None:
+    addresses = ";".join(_free_addresses(processes))
+    env = dict(os.environ)
+    logs = [parts_dir / f"worker-{i}.log" for i in range(processes)]
+    procs = []
+    for index in range(processes):
+        with logs[index].open("wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "torghut.dataflow.worker", str(spec_path), str(index), addresses],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            )
+    failed = []
+    for index, proc in enumerate(procs):
+        if proc.wait() != 0:
+            failed.append(index)
+    if failed:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        tail = logs[failed[0]].read_text(encoding="utf-8", errors="replace")[-4000:]
+        msg = f"replay worker {failed[0]} of {processes} failed:\n{tail}"
+        raise ReplayError(msg)
+
+
+def _watch_progress(
+    parts_dir: Path, shards: int, on_progress: Callable[[float], None], stop: threading.Event
+) -> None:
+    while not stop.wait(0.25):
+        on_progress(read_fraction(parts_dir, shards))
+    on_progress(read_fraction(parts_dir, shards))
+
+
+def run_replay(
+    spec: FlowSpec,
+    out_dir: Path,
+    *,
+    processes: int = 1,
+    on_progress: Callable[[float], None] | None = None,
+    extra_summary: dict[str, Any] | None = None,
+) -> ReplayResult:
+    """Replay ``spec.signals`` through the flow; write merged outputs and ``summary.json`` to ``out_dir``."""
+    if processes < 1:
+        msg = f"processes must be at least 1, got {processes}"
+        raise ValueError(msg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts_dir = spec.parts_dir
+    if parts_dir.exists():
+        shutil.rmtree(parts_dir)
+    parts_dir.mkdir(parents=True)
+    started = time.perf_counter()
+
+    stop = threading.Event()
+    watcher = None
+    if on_progress is not None:
+        watcher = threading.Thread(
+            target=_watch_progress, args=(parts_dir, spec.shards, on_progress, stop), daemon=True
+        )
+        watcher.start()
+    try:
+        if processes == 1:
+            run_main(build_replay_flow(spec, ProgressFiles(parts_dir)))
+        else:
+            spec_path = parts_dir / "spec.json"
+            spec_path.write_text(spec.model_dump_json(), encoding="utf-8")
+            _run_cluster(spec_path, processes, parts_dir)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+    elapsed = time.perf_counter() - started
+
+    streams = {s: merge_stream(parts_dir, s, out_dir / f"{s}.jsonl") for s in STREAMS}
+    if spec.emit_features:
+        streams["features"] = merge_stream(parts_dir, "features", out_dir / "features.jsonl")
+    dead_by_stage = _dead_letters_by_stage(out_dir / "dead_letters.jsonl")
+    events_in = count_input_events(spec.signals)
+    normalized = read_count(parts_dir, "features")
+    summary = {
+        "input": {"signals": str(spec.signals), "events_in": events_in},
+        "catalog": str(spec.catalog),
+        "config_hash": spec.engine.fingerprint(),
+        "batch_size": spec.batch_size,
+        "processes": processes,
+        "shards": spec.shards,
+        "events_normalized": normalized,
+        "dead_letters_by_stage": dead_by_stage,
+        "elapsed_s": round(elapsed, 3),
+        "events_per_s": round(events_in / elapsed, 1) if elapsed > 0 else None,
+        "streams": {
+            name: {"count": s.count, "sha256": s.sha256, "repeats_dropped": s.repeats_dropped}
+            for name, s in streams.items()
+        },
+        **(extra_summary or {}),
+    }
+    summary["digest"] = sha256_hex({k: v["sha256"] for k, v in summary["streams"].items()})
+    (out_dir / "summary.json").write_text(
+        orjson.dumps(orjson.loads(canonical_json(summary)), option=orjson.OPT_INDENT_2).decode() + "\n",
+        encoding="utf-8",
+    )
+    return ReplayResult(out_dir, streams, events_in, normalized, dead_by_stage, elapsed, summary)
+
+
+def _dead_letters_by_stage(path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    with path.open("rb") as handle:
+        for line in handle:
+            stage = orjson.loads(line).get("stage", "unknown")
+            counts[stage] = counts.get(stage, 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,113 @@
+"""The order firewall: the only path from an approved order to an execution adapter.
+
+Before anything reaches an adapter the firewall checks, in this order:
+
+1. the kill switch (``kill_switch_enabled``), see :attr:`TradingConfig.kill_switch_engaged`;
+2. the two live switches: live mode requires ``TRADING_LIVE_ENABLED`` (``live_trading_disabled``);
+3. that the upstream trace holds a verdict from every configured risk gate
+   (``missing_upstream_verdict:<gate>``) and that none of them rejected (``upstream_rejected:<gate>``);
+4. that the ``client_order_id`` (the decision hash) was never sent (``duplicate_client_order_id``).
+
+Its state is the set of sent client order ids, snapshotted as a sorted tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from torghut.connectors.broker import ExecutionAdapter
+from torghut.contracts.decision import GateVerdict, Rejection, passed, rejected, rejection_from_trace
+from torghut.contracts.execution import ExecutionReport
+from torghut.contracts.portfolio import OrderIntent
+from torghut.operators.trading_config import TradingConfig
+
+FIREWALL_GATE = "firewall"
+
+
+def firewall_verdict(
+    order: OrderIntent,
+    trace: tuple[GateVerdict, ...],
+    *,
+    config: TradingConfig,
+    sent_ids: frozenset[str] | set[str],
+) -> GateVerdict:
+    """Return the firewall's verdict on ``order`` given its upstream ``trace``; no side effects."""
+    if not order.client_order_id:
+        msg = f"order for {order.symbol} at {order.event_ts.isoformat()} has no client_order_id"
+        raise ValueError(msg)
+    inputs = {
+        "client_order_id": order.client_order_id,
+        "kill_switch": config.kill_switch_engaged,
+        "mode": config.trading_mode,
+        "live_enabled": config.trading_live_enabled,
+    }
+    if config.kill_switch_engaged:
+        return rejected(FIREWALL_GATE, "kill_switch_enabled", **inputs)
+    if config.trading_mode == "live" and not config.trading_live_enabled:
+        return rejected(FIREWALL_GATE, "live_trading_disabled", **inputs)
+    seen = {v.gate for v in trace}
+    for gate in config.trading_risk_gates:
+        if gate not in seen:
+            return rejected(FIREWALL_GATE, f"missing_upstream_verdict:{gate}", **inputs)
+    for verdict in trace:
+        if verdict.blocks:
+            return rejected(FIREWALL_GATE, f"upstream_rejected:{verdict.gate}", **inputs)
+    if order.client_order_id in sent_ids:
+        return rejected(FIREWALL_GATE, "duplicate_client_order_id", **inputs)
+    return passed(FIREWALL_GATE, **inputs)
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallResult:
+    """What happened to one order: the full trace ending in the firewall verdict, and the report if sent."""
+
+    verdict: GateVerdict
+    trace: tuple[GateVerdict, ...]
+    report: ExecutionReport | None
+    rejection: Rejection | None
+
+
+class OrderFirewall:
+    """Sends approved orders to ``adapter`` and nothing else; blocked orders become rejections.
+
+    >>> from datetime import UTC, datetime
+    >>> from torghut.connectors.broker import DryRunAdapter
+    >>> fw = OrderFirewall(TradingConfig(), DryRunAdapter("paper", datetime(2026, 1, 1, tzinfo=UTC)))
+    >>> fw.snapshot()
+    ()
+    """
+
+    __slots__ = ("_adapter", "_config", "_sent")
+
+    def __init__(
+        self, config: TradingConfig, adapter: ExecutionAdapter, sent_ids: Iterable[str] = ()
+    ) -> None:
+        self._config = config
+        self._adapter = adapter
+        self._sent: set[str] = set(sent_ids)
+
+    def check(self, order: OrderIntent, trace: tuple[GateVerdict, ...]) -> GateVerdict:
+        """Return the verdict :meth:`submit` would reach, without sending."""
+        return firewall_verdict(order, trace, config=self._config, sent_ids=self._sent)
+
+    def submit(self, order: OrderIntent, trace: tuple[GateVerdict, ...]) -> FirewallResult:
+        """Check ``order`` and, when it passes, send it once; the id is remembered as sent."""
+        verdict = self.check(order, trace)
+        full_trace = (*trace, verdict)
+        if verdict.blocks:
+            rejection = rejection_from_trace(
+                decision_hash=order.client_order_id,
+                symbol=order.symbol,
+                event_ts=order.event_ts,
+                stage="firewall",
+                gate_trace=full_trace,
+            )
+            return FirewallResult(verdict, full_trace, None, rejection)
+        self._sent.add(order.client_order_id)
+        report = self._adapter.submit(order)
+        return FirewallResult(verdict, full_trace, report, None)
+
+    def snapshot(self) -> tuple[str, ...]:
+        """Return the sent client order ids, sorted: the firewall's recoverable state."""
+        return tuple(sorted(self._sent))

@@ -1,0 +1,354 @@
+"""The strategies stage: every enabled strategy on every feature vector, per symbol.
+
+:class:`StrategyRuntime` is the pure logic (``evaluate(state, fv) -> (state, intents, errors)``);
+:func:`strategies_stage` is the thin bytewax wrapper that keeps one :class:`RuntimeState` per symbol.
+A plugin that raises, reads an undeclared feature or touches the network produces a
+:class:`~torghut.contracts.strategy.StrategyError` (reason: the exception class name) and counts towards
+its circuit breaker; the other strategies are unaffected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from time import perf_counter_ns
+from typing import Any, TypeGuard
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
+from torghut.contracts.features import FeatureVectorV3
+from torghut.contracts.frozen import FrozenMap
+from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
+from torghut.strategies.base import IntentDraft, StrategyParams, StrategyPlugin
+from torghut.strategies.config import RuntimeConfig
+from torghut.strategies.guard import begin_evaluation, end_evaluation, install_network_guard
+from torghut.strategies.registry import StrategyRegistry
+from torghut.strategies.state import STATE_VERSION, RuntimeState, SlotState, fingerprint
+from torghut.strategies.view import FeatureView
+
+CIRCUIT_BREAKER = "circuit_breaker"
+STRATEGY_DEGRADED = "strategy_degraded"
+UNREGISTERED = "unregistered"
+PLUGIN_NOT_FOUND = "plugin_not_found"
+
+
+class PluginOutputError(TypeError):
+    """A plugin returned something other than ``(Sequence[IntentDraft], state)``."""
+
+
+@dataclass(slots=True)
+class StrategyCounters:
+    """Per-strategy metrics (torghut's ``strategy_*_total`` and ``strategy_latency_ms``), process-local."""
+
+    events: int = 0
+    intents: int = 0
+    errors: int = 0
+    latency_ms: float = 0.0
+    latency_ms_total: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    definition: StrategyDefinition
+    plugin: StrategyPlugin[Any, Any] | None
+    params: StrategyParams | None
+    fingerprint: str
+    names: tuple[str, ...]
+    declared: frozenset[str]
+    universe: frozenset[str]
+    counters: StrategyCounters
+
+
+class StrategyRuntime:
+    """Evaluate the enabled strategies of a catalog, in strategy id order, for one symbol's events.
+
+    Args:
+        definitions: the catalog's definitions (disabled ones are ignored).
+        registry: where each definition's exact ``strategy_type@version`` is looked up.
+        config: circuit breaker settings.
+
+    Raises:
+        ValueError: a definition's params do not validate against its plugin's parameter model.
+    """
+
+    def __init__(
+        self,
+        definitions: Iterable[StrategyDefinition],
+        registry: StrategyRegistry,
+        config: RuntimeConfig | None = None,
+    ) -> None:
+        install_network_guard()
+        self.config = config or RuntimeConfig()
+        self._cooldown = timedelta(seconds=self.config.circuit_cooldown_s)
+        enabled = sorted((d for d in definitions if d.enabled), key=lambda d: d.strategy_id)
+        self._slots = tuple(self._slot(d, registry) for d in enabled)
+
+    @staticmethod
+    def _slot(definition: StrategyDefinition, registry: StrategyRegistry) -> _Slot:
+        info = registry.get(definition.strategy_type, definition.version)
+        plugin = info.plugin if info is not None else None
+        params = None
+        if plugin is not None:
+            try:
+                params = plugin.validate_params(definition.params)
+            except ValueError as exc:
+                msg = f"strategy {definition.strategy_id!r} ({plugin.key}): invalid params: {exc}"
+                raise ValueError(msg) from exc
+        names = plugin.required_features if plugin is not None else ()
+        return _Slot(
+            definition=definition,
+            plugin=plugin,
+            params=params,
+            fingerprint=fingerprint(definition),
+            names=names,
+            declared=frozenset(names),
+            universe=frozenset(definition.universe_symbols),
+            counters=StrategyCounters(),
+        )
+
+    @property
+    def definitions(self) -> tuple[StrategyDefinition, ...]:
+        """The enabled definitions this runtime evaluates, in order."""
+        return tuple(slot.definition for slot in self._slots)
+
+    def initial_state(self) -> RuntimeState:
+        """Return the state of a symbol never seen before (slots are created lazily)."""
+        return RuntimeState()
+
+    def restore(self, snapshot: object) -> RuntimeState:
+        """Return the state to resume from a recovery snapshot (``None`` for a new symbol).
+
+        Raises:
+            ValueError: the snapshot is not a :class:`RuntimeState` of a supported schema version.
+        """
+        if snapshot is None:
+            return self.initial_state()
+        if isinstance(snapshot, RuntimeState) and snapshot.version == STATE_VERSION:
+            return snapshot
+        found = getattr(snapshot, "version", type(snapshot).__name__)
+        msg = f"unsupported strategies snapshot {found!r} (expected RuntimeState version {STATE_VERSION})"
+        raise ValueError(msg)
+
+    def counters(self) -> dict[str, StrategyCounters]:
+        """Return a copy of the per-strategy counters, by strategy id."""
+        return {s.definition.strategy_id: dataclasses.replace(s.counters) for s in self._slots}
+
+    def evaluate(
+        self, state: RuntimeState, fv: FeatureVectorV3
+    ) -> tuple[RuntimeState, list[StrategyIntent], list[StrategyError]]:
+        """Evaluate every enabled strategy on ``fv``; return the next state, the intents and the errors."""
+        previous = state.strategies
+        slots: dict[str, SlotState] = {}
+        intents: list[StrategyIntent] = []
+        errors: list[StrategyError] = []
+        feature_hash: str | None = None
+        for slot in self._slots:
+            definition = slot.definition
+            sid = definition.strategy_id
+            current = previous.get(sid)
+            if current is None or current.fingerprint != slot.fingerprint:
+                current = self._fresh(slot)
+            slots[sid] = current
+            if definition.base_timeframe != fv.timeframe or (
+                slot.universe and fv.symbol not in slot.universe
+            ):
+                continue
+            counters = slot.counters
+            counters.events += 1
+            if current.degraded_until is not None and fv.event_ts <= current.degraded_until:
+                errors.append(_error(definition, CIRCUIT_BREAKER, STRATEGY_DEGRADED, fv))
+                counters.errors += 1
+                continue
+            plugin = slot.plugin
+            if plugin is None:
+                errors.append(_error(definition, UNREGISTERED, PLUGIN_NOT_FOUND, fv))
+                counters.errors += 1
+                continue
+            drafts, plugin_state, failure = self._call(slot, plugin, fv, current.plugin_state)
+            if failure is not None:
+                errors.append(_error(definition, plugin.strategy_type, type(failure).__name__, fv))
+                counters.errors += 1
+                slots[sid] = self._failed(current, fv.event_ts)
+                continue
+            slots[sid] = SlotState(slot.fingerprint, plugin_state, current.bars_seen + 1)
+            if current.bars_seen < plugin.warmup_bars or not drafts:
+                continue
+            if feature_hash is None:
+                feature_hash = fv.normalization_hash()
+            intents.extend(_intent(definition, plugin, draft, fv, feature_hash) for draft in drafts)
+            counters.intents += len(drafts)
+        return RuntimeState(FrozenMap(slots)), intents, errors
+
+    @staticmethod
+    def _fresh(slot: _Slot) -> SlotState:
+        if slot.plugin is None:
+            return SlotState(slot.fingerprint, None)
+        return SlotState(slot.fingerprint, slot.plugin.initial_state(slot.params))
+
+    @staticmethod
+    def _call(
+        slot: _Slot, plugin: StrategyPlugin[Any, Any], fv: FeatureVectorV3, plugin_state: Any
+    ) -> tuple[Sequence[IntentDraft], Any, Exception | None]:
+        view = FeatureView(fv.values, slot.names, slot.declared)
+        started = perf_counter_ns()
+        begin_evaluation()
+        try:
+            drafts, next_state = plugin.evaluate(slot.params, view, plugin_state)
+            _check_drafts(drafts)
+        except Exception as exc:  # noqa: BLE001 - isolation: a plugin failure is data, never a crash
+            failure: Exception | None = exc
+            drafts, next_state = (), plugin_state
+        else:
+            failure = None
+        finally:
+            violation = end_evaluation()
+            elapsed_ms = (perf_counter_ns() - started) / 1e6
+            slot.counters.latency_ms = elapsed_ms
+            slot.counters.latency_ms_total += elapsed_ms
+        return drafts, next_state, failure or violation
+
+    def _failed(self, current: SlotState, event_ts: datetime) -> SlotState:
+        consecutive = current.consecutive_errors + 1
+        if consecutive >= self.config.circuit_errors:
+            return dataclasses.replace(
+                current, consecutive_errors=0, degraded_until=event_ts + self._cooldown
+            )
+        return dataclasses.replace(current, consecutive_errors=consecutive)
+
+
+def _check_drafts(drafts: object) -> None:
+    if not isinstance(drafts, list | tuple) or not all(isinstance(d, IntentDraft) for d in drafts):
+        msg = f"evaluate must return (Sequence[IntentDraft], state); got drafts {drafts!r}"
+        raise PluginOutputError(msg)
+
+
+def _error(definition: StrategyDefinition, plugin_id: str, reason: str, fv: FeatureVectorV3) -> StrategyError:
+    return StrategyError(
+        strategy_id=definition.strategy_id,
+        strategy_type=definition.strategy_type,
+        plugin_id=plugin_id,
+        reason=reason,
+        symbol=fv.symbol,
+        event_ts=fv.event_ts,
+        seq=fv.seq,
+    )
+
+
+def _intent(
+    definition: StrategyDefinition,
+    plugin: StrategyPlugin[Any, Any],
+    draft: IntentDraft,
+    fv: FeatureVectorV3,
+    feature_hash: str,
+) -> StrategyIntent:
+    price = fv.values.get("price")
+    return StrategyIntent(
+        strategy_id=definition.strategy_id,
+        symbol=fv.symbol,
+        direction=draft.direction,
+        confidence=draft.confidence,
+        target_notional=draft.target_notional,
+        horizon=fv.timeframe,
+        explain=tuple(draft.explain),
+        feature_snapshot_hash=feature_hash,
+        strategy_type=definition.strategy_type,
+        strategy_version=definition.version,
+        parameter_hash=definition.parameter_hash,
+        event_ts=fv.event_ts,
+        seq=fv.seq,
+        required_features=plugin.required_features,
+        price=price if isinstance(price, Decimal) else None,
+        position=fv.position,
+    )
+
+
+StrategyOutput = StrategyIntent | StrategyError
+
+
+class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, RuntimeState]):
+    """One symbol's strategies: the runtime's state, snapshotted as plain immutable data."""
+
+    def __init__(self, runtime: StrategyRuntime, resume_state: RuntimeState | None) -> None:
+        self._runtime = runtime
+        self._state = runtime.restore(resume_state)
+
+    def on_batch(self, values: list[FeatureVectorV3]) -> tuple[Iterable[StrategyOutput], bool]:
+        """Evaluate each vector in order; intents and errors go downstream in evaluation order."""
+        out: list[StrategyOutput] = []
+        for fv in values:
+            self._state, intents, errors = self._runtime.evaluate(self._state, fv)
+            out.extend(intents)
+            out.extend(errors)
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> RuntimeState:
+        """Return the (immutable) state; bytewax pickles it."""
+        return self._state
+
+
+@dataclass(frozen=True)
+class StrategiesOut:
+    """Streams returned by :func:`strategies_stage`."""
+
+    intents: Stream[StrategyIntent]
+    errors: Stream[StrategyError]
+
+
+def _is_intent(item: StrategyOutput) -> TypeGuard[StrategyIntent]:
+    return isinstance(item, StrategyIntent)
+
+
+@operator
+def strategies_stage(
+    step_id: str, up: KeyedStream[FeatureVectorV3], runtime: StrategyRuntime
+) -> StrategiesOut:
+    """Run ``runtime`` on a symbol-keyed stream of feature vectors.
+
+    The state lives in the inner step ``evaluate`` (persisted by recovery as ``<step_id>.evaluate``, with
+    :class:`RuntimeState` snapshots): keep both names stable.
+
+    >>> from datetime import UTC, datetime
+    >>> from decimal import Decimal
+    >>> import bytewax.operators as op
+    >>> from bytewax.dataflow import Dataflow
+    >>> from bytewax.testing import TestingSink, TestingSource, run_main
+    >>> from torghut.contracts import FeatureVectorV3, FrozenMap
+    >>> from torghut.strategies.catalog import parse_catalog
+    >>> from torghut.strategies.registry import default_registry
+    >>> registry = default_registry()
+    >>> entry = {"name": "macd", "base_timeframe": "1Sec"}
+    >>> catalog = parse_catalog([entry], registry, digest="")
+    >>> values = {"macd": Decimal(1), "macd_signal": Decimal(0), "rsi14": Decimal(30), "price": Decimal(10)}
+    >>> ts = datetime(2026, 2, 19, 14, 30, 5, tzinfo=UTC)
+    >>> fv = FeatureVectorV3(ts, "NVDA", "1Sec", 1, "ta", "3.0.0", FrozenMap(values))
+    >>> flow = Dataflow("doc")
+    >>> keyed = op.key_on("key", op.input("in", flow, TestingSource([fv])), lambda v: v.symbol)
+    >>> out = strategies_stage("strategies", keyed, StrategyRuntime(catalog.definitions, registry))
+    >>> intents = []
+    >>> op.output("intents", out.intents, TestingSink(intents))
+    >>> run_main(flow)
+    >>> [(i.strategy_id, i.direction, i.confidence) for i in intents]
+    [('macd', 'buy', Decimal('0.65'))]
+    """
+    evaluated = op.stateful_batch("evaluate", up, lambda resume: StrategiesLogic(runtime, resume))
+    split = op.branch("split", op.key_rm("unkey", evaluated), _is_intent)
+    errors: Stream[Any] = split.falses
+    return StrategiesOut(intents=split.trues, errors=errors)
+
+
+__all__ = [
+    "CIRCUIT_BREAKER",
+    "STRATEGY_DEGRADED",
+    "PluginOutputError",
+    "RuntimeConfig",
+    "StrategiesLogic",
+    "StrategiesOut",
+    "StrategyCounters",
+    "StrategyRuntime",
+    "strategies_stage",
+]

@@ -1,0 +1,126 @@
+"""Codecs and digests for replay outputs: canonical lines, canonical order, one sha256 per stream.
+
+Every output record is encoded as canonical JSON (:func:`torghut.contracts.canonical_json`) with a sort
+key that orders it canonically: by event time, symbol, sequence and a stream-specific id. The merge
+orders all workers' part files by that key, drops exact repeats (at-least-once output after a crash)
+and digests the ordered lines. The digest therefore depends only on the records, not on the number of
+processes, the batch size or where a crash happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from torghut.connectors.part_files import PART_SUFFIX
+from torghut.contracts.features import FeatureVectorV3
+from torghut.contracts.hashing import StreamDigest, canonical_json
+from torghut.contracts.signal import DeadLetter, InputPosition
+
+
+def _ts(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def event_key(event_ts: datetime | None, symbol: str | None, seq: int | None, *rest: object) -> str:
+    """Return the canonical sort key ``event_ts|symbol|seq|rest...`` (UTC ISO times sort correctly)."""
+    tail = "|".join(str(r) for r in rest)
+    return f"{_ts(event_ts)}|{symbol or ''}|{seq or 0:020d}|{tail}"
+
+
+def position_key(position: InputPosition | None) -> str:
+    """Return a sort key that orders records by their place in the input."""
+    if position is None:
+        return ""
+    return f"{position.source}|{position.offset:015d}|{position.partition}"
+
+
+def encode_feature(fv: FeatureVectorV3) -> tuple[str, str]:
+    """Encode a feature vector with its normalization hash."""
+    record = {f.name: getattr(fv, f.name) for f in dataclasses.fields(fv)}
+    record["normalization_hash"] = fv.normalization_hash()
+    return event_key(fv.event_ts, fv.symbol, fv.seq), canonical_json(record)
+
+
+def encode_dead_letter(letter: DeadLetter) -> tuple[str, str]:
+    """Encode a dead letter, ordered by its input position."""
+    return f"{position_key(letter.position)}|{letter.stage}", canonical_json(letter)
+
+
+def encode_event_record(record: Any) -> tuple[str, str]:
+    """Encode any record with ``event_ts``/``symbol`` (and optionally ``seq`` and an id) canonically."""
+    ident = (
+        getattr(record, "strategy_id", None)
+        or getattr(record, "client_order_id", None)
+        or getattr(record, "decision_hash", None)
+        or ""
+    )
+    key = event_key(
+        getattr(record, "event_ts", None), getattr(record, "symbol", None), getattr(record, "seq", 0), ident
+    )
+    return key, canonical_json(record)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummary:
+    """The merged result of one output stream."""
+
+    stream: str
+    count: int
+    sha256: str
+    repeats_dropped: int
+
+
+def _part_lines(parts: Iterable[Path]) -> Iterable[tuple[str, str]]:
+    for part in parts:
+        with part.open(encoding="utf-8") as handle:
+            for raw in handle:
+                if not raw.endswith("\n"):
+                    continue  # a line torn by a crash; recovery re-emits the record
+                key, sep, line = raw[:-1].partition("\t")
+                if sep:
+                    yield key, line
+
+
+def merge_stream(parts_dir: Path, stream: str, out_path: Path) -> StreamSummary:
+    """Merge ``stream``'s part files into ``out_path`` in canonical order and digest the result."""
+    parts = sorted(parts_dir.glob(f"{stream}-w*{PART_SUFFIX}"))
+    unique: set[tuple[str, str]] = set()
+    total = 0
+    for pair in _part_lines(parts):
+        total += 1
+        unique.add(pair)
+    ordered = sorted(unique)
+    digest = StreamDigest()
+    with out_path.open("w", encoding="utf-8") as handle:
+        for _, line in ordered:
+            digest.add_line(line)
+            handle.write(line)
+            handle.write("\n")
+    return StreamSummary(stream, digest.count, digest.hexdigest(), total - len(ordered))
+
+
+def digest_file(path: Path) -> StreamSummary:
+    """Digest an already merged output file (one canonical line per record)."""
+    digest = StreamDigest()
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            digest.add_line(line.rstrip("\n"))
+    return StreamSummary(path.stem, digest.count, digest.hexdigest(), 0)
+
+
+def first_difference(left: Path, right: Path) -> tuple[int, str, str] | None:
+    """Return ``(line_number, left_line, right_line)`` of the first differing record, or ``None``."""
+    with left.open(encoding="utf-8") as a, right.open(encoding="utf-8") as b:
+        number = 0
+        while True:
+            number += 1
+            la, lb = a.readline(), b.readline()
+            if la != lb:
+                return number, la.rstrip("\n"), lb.rstrip("\n")
+            if not la:
+                return None
