@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,6 +21,9 @@ strategies_app = typer.Typer(
     help="Inspect installed strategy plugins and validate catalogs.", no_args_is_help=True
 )
 app.add_typer(strategies_app, name="strategies")
+
+if TYPE_CHECKING:
+    from torghut.dataflow.config import EngineConfig
 
 console = Console(stderr=True)
 out = Console()
@@ -50,6 +54,13 @@ def replay(
         bool, typer.Option("--emit-features", help="Also write features.jsonl.")
     ] = False,
     config: Annotated[Path | None, typer.Option(help="Engine configuration file (YAML).")] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="Decision path: plugin_v3 (strategies, aggregation, allocation) or legacy."),
+    ] = None,
+    starting_equity: Annotated[
+        float | None, typer.Option(min=0.01, help="Paper account starting equity (default 100000).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Replay a signal file through the real flow and write intents, dead letters and digests."""
@@ -62,11 +73,15 @@ def replay(
     if not signals.is_file():
         message = f"signal file not found: {signals}"
         raise _fail(message)
+    if mode is not None and mode not in {"plugin_v3", "legacy"}:
+        message = f"--mode must be plugin_v3 or legacy, not {mode!r}"
+        raise _fail(message)
     try:
         engine = load_engine_config(config)
         load_catalog(catalog, default_registry())
     except (ConfigError, CatalogError, OSError) as exc:
         raise _fail(str(exc)) from exc
+    engine = _with_overrides(engine, mode, starting_equity)
     spec = FlowSpec(
         signals=signals.resolve(),
         catalog=catalog.resolve(),
@@ -116,7 +131,29 @@ def replay(
         f"{rate:,.0f} events/s · digest {result.summary['digest'][:16]}",
         highlight=False,
     )
+    paper = result.summary["paper_account"]
+    rejected = ", ".join(f"{k} {v:,}" for k, v in paper["rejections_by_reason"].items()) or "none"
+    out.print(
+        f"paper account ({result.summary['mode']}): {paper['decisions']:,} decisions · "
+        f"{paper['orders']:,} orders · {paper['fills']:,} fills · "
+        f"equity {paper['equity']} · P&L {paper['pnl']}",
+        highlight=False,
+    )
+    out.print(f"rejections: {rejected}", highlight=False)
     out.print(f"wrote {out_dir}/summary.json", highlight=False)
+
+
+def _with_overrides(engine: EngineConfig, mode: str | None, starting_equity: float | None) -> EngineConfig:
+    """Apply the replay command's --mode and --starting-equity to the configuration tree."""
+    from torghut.dataflow.config import EngineConfig
+
+    if mode is not None:
+        trading = engine.trading.model_copy(update={"trading_strategy_runtime_mode": mode})
+        engine = engine.model_copy(update={"trading": trading})
+    if starting_equity is not None:
+        account = engine.account.model_copy(update={"starting_equity": Decimal(str(starting_equity))})
+        engine = engine.model_copy(update={"account": account})
+    return EngineConfig.model_validate(engine.model_dump())
 
 
 @app.command()

@@ -83,3 +83,54 @@ class CountSink(DynamicSink[Any]):
 def read_count(parts_dir: Path, stream: str) -> int:
     """Sum the per-worker counts of ``stream``."""
     return sum(int(p.read_text() or 0) for p in parts_dir.glob(f"{stream}-w*{COUNT_SUFFIX}"))
+
+
+Route = tuple[str, Encoder]
+
+
+class _RoutedPartition(StatelessSinkPartition[Any]):
+    def __init__(self, parts_dir: Path, worker_index: int, routes: dict[type, Route]) -> None:
+        self._parts_dir = parts_dir
+        self._worker_index = worker_index
+        self._routes = routes
+        self._handles: dict[str, TextIO] = {}
+
+    def _handle(self, stream: str) -> TextIO:
+        handle = self._handles.get(stream)
+        if handle is None:
+            handle = part_path(self._parts_dir, stream, self._worker_index).open("a", encoding="utf-8")
+            self._handles[stream] = handle
+        return handle
+
+    def write_batch(self, items: list[Any]) -> None:
+        lines: dict[str, list[str]] = {}
+        for item in items:
+            route = self._routes.get(type(item))
+            if route is None:
+                known = sorted(r[0] for r in self._routes.values())
+                msg = f"no output stream for {type(item).__name__}; expected one of {known}"
+                raise TypeError(msg)
+            stream, encode = route
+            key, line = encode(item)
+            lines.setdefault(stream, []).append(f"{key}\t{line}\n")
+        for stream, chunk in lines.items():
+            handle = self._handle(stream)
+            handle.write("".join(chunk))
+            handle.flush()
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+
+
+class RoutedPartFileSink(DynamicSink[Any]):
+    """Writes records of several types to one part file per stream, routed by the record's type."""
+
+    def __init__(self, parts_dir: Path, routes: dict[type, Route]) -> None:
+        self.parts_dir = parts_dir
+        self.routes = routes
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[Any]:
+        """Open this worker's part files lazily, one per stream it writes."""
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        return _RoutedPartition(self.parts_dir, worker_index, self.routes)

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from torghut.contracts.frozen import EMPTY as EMPTY_MAP
 from torghut.contracts.frozen import FrozenMap
+from torghut.contracts.signal import InputPosition
 from torghut.contracts.strategy import Direction, StrategyId
 
 
@@ -65,6 +66,7 @@ class SymbolIntent:
     strategy_versions: FrozenMap[str, str] = EMPTY_MAP
     parameter_hashes: FrozenMap[str, str] = EMPTY_MAP
     regime_label: str | None = None
+    position: InputPosition | None = None
 
 
 @dataclass(frozen=True, slots=True)

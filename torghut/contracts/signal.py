@@ -56,3 +56,15 @@ class DeadLetter:
     position: InputPosition | None
     symbol: str | None = None
     event_ts: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolWatermark:
+    """Every event of ``symbol`` up to ``event_ts`` has been evaluated: windows ending by then can close.
+
+    The strategies stage emits one after each per-symbol batch, in the same ordered stream as the intents,
+    so the aggregation closes windows in event time, independently of batch sizes.
+    """
+
+    symbol: str
+    event_ts: datetime

@@ -1,33 +1,77 @@
 """Builds the engine's bytewax flow from one specification: the only place that wires steps.
 
-The replay flow (strategy half of the graph)::
+The graph (``architecture.md``)::
 
-    source ─ parse ─ normalize ─ key(symbol) ─ strategies ─▶ intents, strategy errors
-               └──────────┴──── dead letters
+    source ─ parse ─ normalize ─ key(symbol) ─ strategies ─ aggregate ─ key(account) ─ account ─▶ records
+               └─────────┴──── dead letters                                 (allocate · policy · risk ·
+                                                                              firewall · execute)
 
-Every stream ends in a part-file sink; :mod:`torghut.dataflow.replay` merges them canonically.
+In legacy mode (``TRADING_STRATEGY_RUNTIME_MODE=legacy``) the strategies and aggregation are replaced by
+torghut's legacy MACD/RSI decisions, which go straight to the account stage. :func:`wire_engine` wires
+everything between a raw-record stream and the output records, so the replay and the service share it;
+:func:`build_replay_flow` adds the replay file source and the part-file sinks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from pydantic import BaseModel, ConfigDict
 
-from torghut.connectors.part_files import CountSink, PartFileSink
-from torghut.connectors.replay_file import ProgressCallback, ReplayFileSource
+from torghut.connectors.part_files import CountSink, Route, RoutedPartFileSink
+from torghut.connectors.replay_file import ProgressCallback, RawRecord, ReplayFileSource
+from torghut.contracts.account import AccountView
+from torghut.contracts.decision import Rejection, TradeDecision
+from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.features import FeatureVectorV3
+from torghut.contracts.portfolio import DroppedIntents, OrderIntent, PortfolioIntent, SymbolIntent
+from torghut.contracts.signal import DeadLetter
+from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.dataflow.config import EngineConfig
+from torghut.operators.account import AccountPipeline, account_stage
+from torghut.operators.aggregate import SymbolWindowAggregator, aggregate_stage
+from torghut.operators.legacy import legacy_decisions, runtime_enabled
 from torghut.operators.normalize import normalize_stage
 from torghut.operators.parse import parse_stage
 from torghut.operators.strategies import StrategyRuntime, strategies_stage
+from torghut.operators.trading_config import TradingConfig
 from torghut.recovery.replay_digest import encode_dead_letter, encode_event_record, encode_feature
-from torghut.strategies.catalog import load_catalog
-from torghut.strategies.registry import default_registry
+from torghut.strategies.catalog import Catalog, load_catalog
+from torghut.strategies.registry import StrategyRegistry, default_registry
 
 FLOW_ID = "torghut_replay"
+
+#: Output streams and the record type each holds, in the order summaries list them.
+STREAM_TYPES: dict[str, type] = {
+    "intents": StrategyIntent,
+    "strategy_errors": StrategyError,
+    "dead_letters": DeadLetter,
+    "symbol_intents": SymbolIntent,
+    "dropped_intents": DroppedIntents,
+    "portfolio_intents": PortfolioIntent,
+    "decisions": TradeDecision,
+    "orders": OrderIntent,
+    "rejections": Rejection,
+    "executions": ExecutionReport,
+    "account": AccountView,
+}
+
+
+def output_routes(*, emit_features: bool) -> dict[type, Route]:
+    """Map each output record type to its stream name and canonical encoder."""
+    routes: dict[type, Route] = {
+        record_type: (stream, encode_event_record) for stream, record_type in STREAM_TYPES.items()
+    }
+    routes[DeadLetter] = ("dead_letters", encode_dead_letter)
+    if emit_features:
+        routes[FeatureVectorV3] = ("features", encode_feature)
+    return routes
 
 
 class FlowSpec(BaseModel):
@@ -44,32 +88,102 @@ class FlowSpec(BaseModel):
     engine: EngineConfig = EngineConfig()
 
 
+@dataclass(frozen=True)
+class EngineStreams:
+    """What :func:`wire_engine` returns: normalized features and every output record."""
+
+    features: Stream[FeatureVectorV3]
+    records: Stream[Any]
+
+
+class LegacyDecider:
+    """Torghut's legacy decisions for one feature vector (legacy mode and the runtime's fallback).
+
+    Sizing uses the account's starting equity, as torghut sizes with the account snapshot it took at the
+    start of the batch; the allocator and risk gates then see the live account.
+    """
+
+    def __init__(
+        self, definitions: Sequence[StrategyDefinition], equity: Decimal, trading: TradingConfig
+    ) -> None:
+        self._definitions = tuple(d for d in definitions if d.enabled)
+        self._equity = equity
+        self._trading = trading
+
+    def __call__(self, fv: FeatureVectorV3) -> list[TradeDecision]:
+        """Return the legacy decisions for ``fv`` (possibly none)."""
+        return legacy_decisions(fv, self._definitions, self._equity, self._trading)
+
+    def batch(self, values: list[FeatureVectorV3]) -> list[TradeDecision]:
+        """Return the legacy decisions for a batch, in input order."""
+        return [decision for fv in values for decision in self(fv)]
+
+
 def _symbol(fv: FeatureVectorV3) -> str:
     return fv.symbol
 
 
-def build_replay_flow(spec: FlowSpec, progress: ProgressCallback | None = None) -> Dataflow:
-    """Wire source, parse, normalize, strategies and the output sinks for a replay."""
-    registry = default_registry()
-    catalog = load_catalog(spec.catalog, registry)
-    runtime = StrategyRuntime(catalog.definitions, registry, spec.engine.runtime)
-    parts = spec.parts_dir
+def _is_symbol_output(item: object) -> TypeGuard[SymbolIntent | DroppedIntents]:
+    return isinstance(item, SymbolIntent | DroppedIntents)
 
-    flow = Dataflow(FLOW_ID)
-    source = ReplayFileSource(spec.signals, shards=spec.shards, batch_size=spec.batch_size, progress=progress)
-    raw = op.input("source", flow, source)
+
+def _is_account_input(item: object) -> TypeGuard[SymbolIntent | TradeDecision]:
+    return isinstance(item, SymbolIntent | TradeDecision)
+
+
+def wire_engine(
+    raw: Stream[RawRecord], catalog: Catalog, registry: StrategyRegistry, engine: EngineConfig
+) -> EngineStreams:
+    """Wire parse, normalize, the decision path and the account stage after ``raw``."""
+    trading = engine.trading
+    account = engine.account.account
+    legacy = LegacyDecider(catalog.definitions, engine.account.starting_equity, trading)
     parsed = parse_stage("parse", raw)
     normalized = normalize_stage("normalize", parsed.envelopes)
-    keyed = op.key_on("key_symbol", normalized.features, _symbol)
-    strategies = strategies_stage("strategies", keyed, runtime)
-    dead_letters = op.merge("dead_letters", parsed.dead_letters, normalized.dead_letters)
+    outputs: list[Stream[Any]] = [parsed.dead_letters, normalized.dead_letters]
 
-    op.output("out_intents", strategies.intents, PartFileSink(parts, "intents", encode_event_record))
-    op.output(
-        "out_strategy_errors", strategies.errors, PartFileSink(parts, "strategy_errors", encode_event_record)
+    if runtime_enabled(trading.trading_strategy_runtime_mode, trading.trading_strategy_scheduler_enabled):
+        runtime = StrategyRuntime(catalog.definitions, registry, engine.runtime)
+        fallback = legacy if trading.trading_strategy_runtime_fallback_legacy else None
+        keyed = op.key_on("key_symbol", normalized.features, _symbol)
+        strategies = strategies_stage("strategies", keyed, runtime, fallback=fallback)
+        aggregated = aggregate_stage(
+            "aggregate", strategies.ticks, SymbolWindowAggregator(engine.aggregation)
+        )
+        outputs += [
+            strategies.intents,
+            strategies.errors,
+            op.filter("symbol_outputs", aggregated, _is_symbol_output),
+        ]
+        to_account: Stream[Any] = op.filter("to_account", aggregated, _is_account_input)
+    else:
+        to_account = op.flat_map_batch("legacy", normalized.features, legacy.batch)
+
+    pipeline = AccountPipeline(
+        definitions=catalog.definitions,
+        trading=trading,
+        allocation=engine.allocation,
+        account=engine.account,
+        config_hash=engine.fingerprint(),
     )
-    op.output("out_dead_letters", dead_letters, PartFileSink(parts, "dead_letters", encode_dead_letter))
-    op.output("count_features", normalized.features, CountSink(parts, "features"))
+    keyed_account = op.key_on("key_account", to_account, lambda _: account)
+    outputs.append(account_stage("account", keyed_account, pipeline))
+    records = op.merge("records", *outputs)
+    return EngineStreams(normalized.features, records)
+
+
+def build_replay_flow(spec: FlowSpec, progress: ProgressCallback | None = None) -> Dataflow:
+    """Wire the replay file source, the engine and the part-file sinks."""
+    registry = default_registry()
+    catalog = load_catalog(spec.catalog, registry)
+    flow = Dataflow(FLOW_ID)
+    source = ReplayFileSource(spec.signals, shards=spec.shards, batch_size=spec.batch_size, progress=progress)
+    streams = wire_engine(op.input("source", flow, source), catalog, registry, spec.engine)
+    records = streams.records
     if spec.emit_features:
-        op.output("out_features", normalized.features, PartFileSink(parts, "features", encode_feature))
+        records = op.merge("records_and_features", records, streams.features)
+    op.output(
+        "out", records, RoutedPartFileSink(spec.parts_dir, output_routes(emit_features=spec.emit_features))
+    )
+    op.output("count_features", streams.features, CountSink(spec.parts_dir, "features"))
     return flow

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from torghut.contracts.hashing import sha256_hex
+from torghut.operators.portfolio_config import AccountConfig, AggregationConfig, AllocationConfig
+from torghut.operators.trading_config import TradingConfig
 from torghut.strategies.config import RuntimeConfig
 
 _RUNTIME_ENV = {
@@ -29,12 +31,28 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message names the file, the key and the problem."""
 
 
+# The engine runs the plugin runtime by default; torghut's own default (``legacy``, with fallback to the
+# legacy rule whenever the runtime is silent) is one environment variable away.
+ENGINE_TRADING_DEFAULTS: dict[str, Any] = {
+    "trading_strategy_runtime_mode": "plugin_v3",
+    "trading_strategy_runtime_fallback_legacy": False,
+}
+
+
+def _default_trading() -> TradingConfig:
+    return TradingConfig.model_validate(ENGINE_TRADING_DEFAULTS)
+
+
 class EngineConfig(BaseModel):
     """Every setting of the engine, one section per subsystem."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
+    allocation: AllocationConfig = Field(default_factory=AllocationConfig)
+    account: AccountConfig = Field(default_factory=AccountConfig)
+    trading: TradingConfig = Field(default_factory=_default_trading)
 
     def fingerprint(self) -> str:
         """Return the sha256 of this configuration's canonical JSON (the config hash on decisions)."""
@@ -63,13 +81,21 @@ def load_engine_config(path: Path | None = None, environ: Mapping[str, str] | No
             msg = f"{path}: expected a mapping of sections, found {type(loaded).__name__}"
             raise ConfigError(msg)
         data = dict(loaded or {})
-    runtime = dict(data.get("runtime") or {})
-    runtime.update(_section_from_env(env, _RUNTIME_ENV))
-    if runtime:
-        data["runtime"] = runtime
     try:
-        return EngineConfig.model_validate(data)
-    except ValidationError as exc:
+        runtime = {**(data.get("runtime") or {}), **_section_from_env(env, _RUNTIME_ENV)}
+        trading = {
+            **ENGINE_TRADING_DEFAULTS,
+            **(data.get("trading") or {}),
+            **TradingConfig.from_env(env).model_dump(exclude_unset=True),
+        }
+        allocation = {
+            **(data.get("allocation") or {}),
+            **AllocationConfig.from_env(env).model_dump(exclude_unset=True),
+        }
+        return EngineConfig.model_validate(
+            {**data, "runtime": runtime, "trading": trading, "allocation": allocation}
+        )
+    except (ValidationError, ValueError) as exc:
         where = f" in {path}" if path is not None else ""
         msg = f"invalid engine configuration{where}:\n{exc}"
         raise ConfigError(msg) from exc

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,11 @@ from bytewax.testing import run_main
 
 from torghut.connectors.part_files import read_count
 from torghut.contracts.hashing import canonical_json, sha256_hex
-from torghut.dataflow.build import FlowSpec, build_replay_flow
+from torghut.dataflow.build import STREAM_TYPES, FlowSpec, build_replay_flow
 from torghut.dataflow.progress import ProgressFiles, read_fraction
 from torghut.recovery.replay_digest import StreamSummary, merge_stream
 
-STREAMS: tuple[str, ...] = ("intents", "strategy_errors", "dead_letters")
-OPTIONAL_STREAMS: tuple[str, ...] = ("features",)
+STREAMS: tuple[str, ...] = tuple(STREAM_TYPES)
 
 
 class ReplayError(RuntimeError):
@@ -155,7 +155,8 @@ def run_replay(
     streams = {s: merge_stream(parts_dir, s, out_dir / f"{s}.jsonl") for s in STREAMS}
     if spec.emit_features:
         streams["features"] = merge_stream(parts_dir, "features", out_dir / "features.jsonl")
-    dead_by_stage = _dead_letters_by_stage(out_dir / "dead_letters.jsonl")
+    dead_by_stage = _count_by(out_dir / "dead_letters.jsonl", "stage")
+    paper = paper_account_summary(out_dir, spec.engine.account.starting_equity)
     events_in = count_input_events(spec.signals)
     normalized = read_count(parts_dir, "features")
     summary = {
@@ -167,6 +168,8 @@ def run_replay(
         "shards": spec.shards,
         "events_normalized": normalized,
         "dead_letters_by_stage": dead_by_stage,
+        "mode": spec.engine.trading.trading_strategy_runtime_mode,
+        "paper_account": paper,
         "elapsed_s": round(elapsed, 3),
         "events_per_s": round(events_in / elapsed, 1) if elapsed > 0 else None,
         "streams": {
@@ -183,10 +186,38 @@ def run_replay(
     return ReplayResult(out_dir, streams, events_in, normalized, dead_by_stage, elapsed, summary)
 
 
-def _dead_letters_by_stage(path: Path) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _records(path: Path) -> list[dict[str, Any]]:
     with path.open("rb") as handle:
-        for line in handle:
-            stage = orjson.loads(line).get("stage", "unknown")
-            counts[stage] = counts.get(stage, 0) + 1
+        return [orjson.loads(line) for line in handle]
+
+
+def _count_by(path: Path, field_name: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in _records(path):
+        value = str(record.get(field_name, "unknown"))
+        counts[value] = counts.get(value, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def paper_account_summary(out_dir: Path, starting_equity: Decimal) -> dict[str, Any]:
+    """Summarise the account after a replay: orders, fills, rejections by reason, equity and P&L."""
+    rejections: dict[str, int] = {}
+    for record in _records(out_dir / "rejections.jsonl"):
+        for reason in record.get("reasons", ()):
+            rejections[reason] = rejections.get(reason, 0) + 1
+    executions = _records(out_dir / "executions.jsonl")
+    views = _records(out_dir / "account.jsonl")
+    view = views[-1] if views else {}
+    equity = Decimal(view.get("equity", starting_equity))
+    return {
+        "decisions": sum(1 for _ in _records(out_dir / "decisions.jsonl")),
+        "orders": sum(1 for _ in _records(out_dir / "orders.jsonl")),
+        "fills": sum(1 for e in executions if e.get("status") == "filled"),
+        "rejections_by_reason": dict(sorted(rejections.items())),
+        "starting_equity": str(starting_equity),
+        "equity": str(equity),
+        "cash": view.get("cash"),
+        "realized_pnl": view.get("realized_pnl"),
+        "pnl": str(equity - starting_equity),
+        "positions": view.get("positions", {}),
+    }

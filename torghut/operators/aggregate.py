@@ -35,8 +35,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
+from torghut.contracts.decision import TradeDecision
 from torghut.contracts.frozen import FrozenMap
 from torghut.contracts.portfolio import AggregateOutput, DroppedIntents, LosingIntent, SymbolIntent
+from torghut.contracts.signal import SymbolWatermark
 from torghut.contracts.strategy import Direction, StrategyIntent
 from torghut.operators.portfolio_config import DEFAULT_STRATEGY_PRIORITY, AggregationConfig
 
@@ -71,6 +77,10 @@ def _rank_key(intent: StrategyIntent) -> tuple[Any, ...]:
         str(intent.confidence),
         str(intent.target_notional),
         str(intent.price),
+        intent.direction,
+        intent.strategy_type,
+        intent.horizon,
+        intent.position.label() if intent.position is not None else "",
     )
 
 
@@ -148,6 +158,7 @@ def _build(
         price=priced[-1].price if priced else None,
         strategy_versions=FrozenMap(sorted(versions.items())),
         parameter_hashes=FrozenMap(sorted(param_hashes.items())),
+        position=latest.position,
     )
 
 
@@ -392,3 +403,58 @@ class SymbolWindowAggregator:
                 )
             )
         return outputs
+
+
+AggregateInput = StrategyIntent | SymbolWatermark | TradeDecision
+AggregateStageOutput = SymbolIntent | DroppedIntents | TradeDecision
+
+
+class AggregateLogic(StatefulBatchLogic[AggregateInput, AggregateStageOutput, WindowState]):
+    """One symbol's open windows; legacy decisions (the runtime's fallback) pass straight through."""
+
+    def __init__(self, aggregator: SymbolWindowAggregator, resume_state: WindowState | None) -> None:
+        self._aggregator = aggregator
+        self._state = resume_state if resume_state is not None else WindowState()
+
+    def on_batch(self, values: list[AggregateInput]) -> tuple[Iterable[AggregateStageOutput], bool]:
+        """Add intents to windows, close windows at each watermark, pass decisions through."""
+        out: list[AggregateStageOutput] = []
+        intents: list[StrategyIntent] = []
+        for value in values:
+            if isinstance(value, StrategyIntent):
+                intents.append(value)
+                continue
+            if intents:
+                self._state, closed = self._aggregator.on_intents(self._state, intents)
+                out.extend(closed)
+                intents = []
+            if isinstance(value, SymbolWatermark):
+                self._state, closed = self._aggregator.on_watermark(self._state, value.event_ts)
+                out.extend(closed)
+            else:
+                out.append(value)
+        if intents:
+            self._state, closed = self._aggregator.on_intents(self._state, intents)
+            out.extend(closed)
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[AggregateStageOutput], bool]:
+        """Close every open window at the end of input."""
+        self._state, closed = self._aggregator.flush(self._state)
+        return closed, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> WindowState:
+        """Return the immutable window state; bytewax pickles it."""
+        return self._state
+
+
+@operator
+def aggregate_stage(
+    step_id: str, up: KeyedStream[AggregateInput], aggregator: SymbolWindowAggregator
+) -> Stream[AggregateStageOutput]:
+    """Aggregate each symbol's strategy intents per event-time window into symbol intents.
+
+    The state lives in the inner step ``windows`` (persisted by recovery as ``<step_id>.windows``).
+    """
+    closed = op.stateful_batch("windows", up, lambda resume: AggregateLogic(aggregator, resume))
+    return op.key_rm("unkey", closed)

@@ -216,3 +216,19 @@ class AllocationConfig(_Frozen):
                 raise ValueError(msg)
             values["symbol_correlation_groups"] = {str(k): str(v) for k, v in groups.items()}
         return cls(**values)
+
+
+class AccountConfig(BaseModel):
+    """The account stage: which account, its starting equity, and when buffered intents are released.
+
+    ``release_lateness_s`` bounds how long the account stage waits for intents from other symbol
+    partitions before it processes a window in canonical order. ``None`` (the replay default) holds
+    everything until the end of input, which makes the output independent of arrival order exactly; a
+    live engine sets a few seconds of event time.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account: str = "paper"
+    starting_equity: Decimal = Field(default=Decimal(100_000), gt=0)
+    release_lateness_s: int | None = Field(default=None, ge=0)

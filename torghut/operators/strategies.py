@@ -10,7 +10,7 @@ its circuit breaker; the other strategies are unaffected.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,8 +21,10 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
+from torghut.contracts.decision import TradeDecision
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.frozen import FrozenMap
+from torghut.contracts.signal import SymbolWatermark
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.strategies.base import IntentDraft, StrategyParams, StrategyPlugin
 from torghut.strategies.config import RuntimeConfig
@@ -267,23 +269,41 @@ def _intent(
     )
 
 
-StrategyOutput = StrategyIntent | StrategyError
+StrategyOutput = StrategyIntent | StrategyError | TradeDecision | SymbolWatermark
+LegacyFallback = Callable[[FeatureVectorV3], Sequence[TradeDecision]]
 
 
 class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, RuntimeState]):
-    """One symbol's strategies: the runtime's state, snapshotted as plain immutable data."""
+    """One symbol's strategies: the runtime's state, snapshotted as plain immutable data.
 
-    def __init__(self, runtime: StrategyRuntime, resume_state: RuntimeState | None) -> None:
+    With a ``fallback`` (torghut's ``TRADING_STRATEGY_RUNTIME_FALLBACK_LEGACY``), an event on which the
+    runtime produced no intent yields the legacy decisions instead. Each batch ends with a
+    :class:`SymbolWatermark`, so the aggregation downstream can close windows in event time.
+    """
+
+    def __init__(
+        self,
+        runtime: StrategyRuntime,
+        resume_state: RuntimeState | None,
+        fallback: LegacyFallback | None = None,
+    ) -> None:
         self._runtime = runtime
         self._state = runtime.restore(resume_state)
+        self._fallback = fallback
 
     def on_batch(self, values: list[FeatureVectorV3]) -> tuple[Iterable[StrategyOutput], bool]:
         """Evaluate each vector in order; intents and errors go downstream in evaluation order."""
         out: list[StrategyOutput] = []
+        fallback = self._fallback
         for fv in values:
             self._state, intents, errors = self._runtime.evaluate(self._state, fv)
             out.extend(intents)
             out.extend(errors)
+            if fallback is not None and not intents:
+                out.extend(fallback(fv))
+        if values:
+            last = values[-1]
+            out.append(SymbolWatermark(last.symbol, last.event_ts))
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> RuntimeState:
@@ -297,15 +317,27 @@ class StrategiesOut:
 
     intents: Stream[StrategyIntent]
     errors: Stream[StrategyError]
+    ticks: KeyedStream[StrategyIntent | SymbolWatermark | TradeDecision]
 
 
 def _is_intent(item: StrategyOutput) -> TypeGuard[StrategyIntent]:
     return isinstance(item, StrategyIntent)
 
 
+def _is_error(item: StrategyOutput) -> TypeGuard[StrategyError]:
+    return isinstance(item, StrategyError)
+
+
+def _is_tick(item: StrategyOutput) -> bool:
+    return not isinstance(item, StrategyError)
+
+
 @operator
 def strategies_stage(
-    step_id: str, up: KeyedStream[FeatureVectorV3], runtime: StrategyRuntime
+    step_id: str,
+    up: KeyedStream[FeatureVectorV3],
+    runtime: StrategyRuntime,
+    fallback: LegacyFallback | None = None,
 ) -> StrategiesOut:
     """Run ``runtime`` on a symbol-keyed stream of feature vectors.
 
@@ -335,10 +367,13 @@ def strategies_stage(
     >>> [(i.strategy_id, i.direction, i.confidence) for i in intents]
     [('macd', 'buy', Decimal('0.65'))]
     """
-    evaluated = op.stateful_batch("evaluate", up, lambda resume: StrategiesLogic(runtime, resume))
-    split = op.branch("split", op.key_rm("unkey", evaluated), _is_intent)
-    errors: Stream[Any] = split.falses
-    return StrategiesOut(intents=split.trues, errors=errors)
+    evaluated = op.stateful_batch("evaluate", up, lambda resume: StrategiesLogic(runtime, resume, fallback))
+    unkeyed = op.key_rm("unkey", evaluated)
+    # bytewax's filter does not narrow the item type: the predicates below do, at run time.
+    intents: Stream[Any] = op.filter("intents", unkeyed, _is_intent)
+    errors: Stream[Any] = op.filter("errors", unkeyed, _is_error)
+    ticks: KeyedStream[Any] = op.filter_value("ticks", evaluated, _is_tick)
+    return StrategiesOut(intents=intents, errors=errors, ticks=ticks)
 
 
 __all__ = [

@@ -171,9 +171,18 @@ def test_connection_refused_is_retryable(config: AlpacaConfig) -> None:
 
 
 def test_secrets_never_reach_logs_reprs_errors_or_reports(
-    adapter: AlpacaAdapter, server: AlpacaTestServer, config: AlpacaConfig, caplog: pytest.LogCaptureFixture
+    adapter: AlpacaAdapter,
+    server: AlpacaTestServer,
+    config: AlpacaConfig,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # includes urllib3's request lines
+    # Other suites may have disabled or silenced urllib3's logger; this test needs its request lines.
+    urllib3_logger = logging.getLogger("urllib3")
+    monkeypatch.setattr(urllib3_logger, "disabled", False)
+    monkeypatch.setattr(urllib3_logger, "propagate", True)
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     server.inject(
         Fault(status=429, body={"code": 42910000, "message": "rate limit"}, **POST),  # type: ignore[arg-type]
         Fault(action="hang", delay_s=5.0, accept=True, **POST),  # type: ignore[arg-type]

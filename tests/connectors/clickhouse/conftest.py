@@ -10,20 +10,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import clickhouse_connect
 import pytest
 
+from tests.connectors.clickhouse.support import make_client
 from torghut.connectors.clickhouse import TableRef, create_ta_signals
-
-DSN = "chdb://memory"
-
-
-def make_client() -> Any:
-    """Open a clickhouse-connect client on the process's chdb engine, failing with the reason."""
-    try:
-        return clickhouse_connect.get_client(dsn=DSN)
-    except Exception as exc:  # the reason is the test's failure message
-        pytest.fail(f"chdb could not start through clickhouse-connect ({DSN}): {exc!r}")
 
 
 @pytest.fixture(scope="session")

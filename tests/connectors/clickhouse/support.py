@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import clickhouse_connect
+import pytest
+
 from torghut.connectors.clickhouse import TableRef
 
+DSN = "chdb://memory"
 BASE_TS = datetime(2026, 2, 19, 14, 30, 0, tzinfo=UTC)
 INSERT_COLUMNS = (
     "symbol",
@@ -71,3 +75,11 @@ class FixedClock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def make_client() -> Any:
+    """Open a clickhouse-connect client on the process's chdb engine, failing with the reason."""
+    try:
+        return clickhouse_connect.get_client(dsn=DSN)
+    except Exception as exc:  # the reason is the test's failure message
+        pytest.fail(f"chdb could not start through clickhouse-connect ({DSN}): {exc!r}")

@@ -108,7 +108,7 @@ def test_rows_match_clickhouse_jsoneachrow_exactly(client: Any, table: TableRef)
     reader = _reader(client, table)
     result = reader.fetch(BEFORE_ALL)
     query = build_signal_query(table, reader.columns, BEFORE_ALL, 500)
-    # torghut's server quotes 64-bit integers in JSON (the setting's long-standing default; chdb 4.4 defaults to 0).
+    # torghut's server quotes 64-bit integers in JSON (chdb 4.4 defaults to 0).
     quoted = {"output_format_json_quote_64bit_integers": 1}
     raw = client.raw_query(query.sql, parameters=dict(query.parameters), settings=quoted, fmt="JSONEachRow")
     expected = [json.loads(line) for line in raw.decode().splitlines()]

@@ -11,8 +11,14 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from tests.connectors.clickhouse.conftest import make_client
-from tests.connectors.clickhouse.support import BASE_TS, FixedClock, insert_rows, signal_row, tie_heavy_rows
+from tests.connectors.clickhouse.support import (
+    BASE_TS,
+    FixedClock,
+    insert_rows,
+    make_client,
+    signal_row,
+    tie_heavy_rows,
+)
 from torghut.connectors.clickhouse import (
     ClickHouseSource,
     PollSettings,
@@ -82,7 +88,9 @@ def test_sharded_source_yields_every_row_exactly_once(client: Any, table: TableR
 def test_until_replays_a_fixed_range_and_ends(client: Any, table: TableRef) -> None:
     insert_rows(client, table, [signal_row("A", BASE_TS + timedelta(seconds=n), n) for n in range(10)])
     until = BASE_TS + timedelta(seconds=4)
-    out = _run(_source(table, shards=2, until=until, poll=PollSettings(poll_interval_s=0.01)))
+    # Shard 1 of 2 holds no row: it ends because the clock is past the range.
+    clock = FixedClock(BASE_TS + timedelta(minutes=10))
+    out = _run(_source(table, shards=2, until=until, clock=clock, poll=PollSettings(poll_interval_s=0.01)))
     assert sorted(int(row["seq"]) for row, _ in out) == [0, 1, 2, 3, 4]
 
 

@@ -165,7 +165,7 @@ class _ShardPartition(StatefulSourcePartition[SignalItem, CursorSnapshot]):
         self._cursor = result.new_cursor
         self._stats.record(self._label, result)
         if not result.rows:
-            if self._finished(result):
+            if self._finished(result, now):
                 raise StopIteration
             self._awake = now + timedelta(seconds=self._poll.poll_interval_s)
             return []
@@ -178,11 +178,14 @@ class _ShardPartition(StatefulSourcePartition[SignalItem, CursorSnapshot]):
             for offset, row in enumerate(result.rows, start=first)
         ]
 
-    def _finished(self, result: FetchResult) -> bool:
+    def _finished(self, result: FetchResult, now: datetime) -> bool:
         if self._poll.once:
             return True
+        if self._until is None:
+            return False
+        # The range is complete once the shard's stream (or the clock) has passed its end.
         latest = result.latest_event_ts
-        return self._until is not None and latest is not None and latest >= self._until
+        return now >= self._until or (latest is not None and latest >= self._until)
 
     def next_awake(self) -> datetime | None:
         return self._awake
@@ -199,8 +202,8 @@ class ClickHouseSource(FixedPartitionedSource[SignalItem, CursorSnapshot]):
 
     A partition starts at its recovery snapshot when there is one, else at ``start_cursor`` (for example
     torghut's stored ``trade_cursor``), else at ``now - lookback``. With ``until`` it reads no row after
-    that time and ends once the range is complete (an empty batch while the shard's latest signal is at
-    or past ``until``); with ``PollSettings(once=True)`` it ends at its first empty batch.
+    that time and ends once the range is complete (an empty batch once the shard's latest signal or the
+    clock is at or past ``until``); with ``PollSettings(once=True)`` it ends at its first empty batch.
 
     Example:
         >>> import clickhouse_connect

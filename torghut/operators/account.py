@@ -1,0 +1,409 @@
+"""The account stage: allocation, execution policy, risk chain, firewall and execution, in canonical order.
+
+Symbol intents (plugin path), legacy decisions and account events from every symbol partition meet here,
+keyed by account. They are buffered and processed in canonical order (event-time window, symbol,
+sequence), never in arrival order, so the decisions do not depend on how many workers produced them.
+Each symbol intent is allocated against the account, becomes a torghut ``TradeDecision`` (its hash is the
+client order id), is shaped by the execution policy, judged by the risk gate chain, and passes the order
+firewall, the only path to the execution adapter. Every step's verdict is kept on the decision; a blocked
+decision becomes a :class:`~torghut.contracts.decision.Rejection` with the whole trace.
+
+The stage's state is plain immutable data (:class:`AccountState`) that bytewax snapshots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
+from torghut.connectors.paper import PaperAdapter, PaperBook, PaperCosts
+from torghut.contracts.account import AccountSnapshot, AccountView, Fill
+from torghut.contracts.decision import DecisionStatus, GateVerdict, Rejection, RejectionStage, TradeDecision
+from torghut.contracts.frozen import freeze
+from torghut.contracts.portfolio import PortfolioIntent, SymbolIntent
+from torghut.contracts.strategy import StrategyDefinition
+from torghut.operators.allocate import AccountLedger, Allocator, AllocatorUsage
+from torghut.operators.firewall import OrderFirewall
+from torghut.operators.policy import PolicyResult, policy_for_decision, policy_for_intent
+from torghut.operators.portfolio_config import AccountConfig, AllocationConfig
+from torghut.operators.risk import (
+    RiskContext,
+    RiskState,
+    StrategyLimits,
+    record_decision,
+    record_order,
+    record_order_closed,
+    roll_session,
+    run_risk_chain,
+)
+from torghut.operators.trading_config import TradingConfig
+
+AccountInput = SymbolIntent | TradeDecision | Fill | AccountSnapshot
+AccountOutput = tuple[str, Any]
+
+PORTFOLIO_INTENTS = "portfolio_intents"
+DECISIONS = "decisions"
+ORDERS = "orders"
+REJECTIONS = "rejections"
+EXECUTIONS = "executions"
+ACCOUNT = "account"
+ACCOUNT_STREAMS = (PORTFOLIO_INTENTS, DECISIONS, ORDERS, REJECTIONS, EXECUTIONS, ACCOUNT)
+
+STATE_VERSION = 1
+_NO_USAGE = AllocatorUsage()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """The account stage's snapshot: ledger view, risk counters, paper book, sent ids, pending inputs."""
+
+    view: AccountView
+    risk: RiskState
+    book: PaperBook | None
+    sent_ids: tuple[str, ...]
+    pending: tuple[AccountInput, ...] = ()
+    usage: AllocatorUsage = _NO_USAGE
+    usage_window: datetime | None = None
+    released_through: datetime | None = None
+    version: int = STATE_VERSION
+
+
+def canonical_key(item: AccountInput) -> tuple[datetime, str, int, int, str]:
+    """The order the account stage processes inputs in: time, symbol, sequence, kind, id."""
+    if isinstance(item, SymbolIntent):
+        return (item.window_end, item.symbol, item.seq, 1, f"{item.horizon}|{item.direction}")
+    if isinstance(item, TradeDecision):
+        return (item.event_ts, item.symbol, 0, 2, f"{item.strategy_id}|{item.decision_hash}")
+    if isinstance(item, Fill):
+        return (item.event_ts, item.symbol, 0, 0, item.client_order_id)
+    return (item.event_ts, "", 0, 0, "")
+
+
+class _Work:
+    """The mutable working copy of :class:`AccountState` while one batch is processed."""
+
+    __slots__ = ("adapter", "firewall", "released_through", "risk", "usage", "usage_window", "view")
+
+    def __init__(self, state: AccountState, trading: TradingConfig, costs: PaperCosts) -> None:
+        self.view = state.view
+        self.risk = state.risk
+        self.usage = state.usage
+        self.usage_window = state.usage_window
+        self.released_through = state.released_through
+        book = state.book or PaperBook.open(state.view.account, state.view.cash, _EPOCH)
+        self.adapter = PaperAdapter(book, costs)
+        self.firewall = OrderFirewall(trading, self.adapter, state.sent_ids)
+
+
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+class AccountPipeline:
+    """Processes one account's inputs in canonical order; pure apart from the paper adapter it owns.
+
+    Args:
+        definitions: the catalog, for each strategy's limits and universe.
+        trading: torghut's trading switches, limits and gate chain.
+        allocation: the allocator's caps and multipliers.
+        account: the account label, starting equity and release policy.
+        config_hash: recorded in every decision's provenance.
+    """
+
+    def __init__(
+        self,
+        *,
+        definitions: Iterable[StrategyDefinition],
+        trading: TradingConfig,
+        allocation: AllocationConfig,
+        account: AccountConfig,
+        config_hash: str,
+    ) -> None:
+        self._definitions: dict[str, StrategyDefinition] = {d.strategy_id: d for d in definitions}
+        self._trading = trading
+        self._account = account
+        self._allocator = Allocator(allocation)
+        self._costs = PaperCosts.from_config(trading)
+        self._config_hash = config_hash
+
+    def initial_state(self) -> AccountState:
+        """A flat account holding ``starting_equity`` in cash."""
+        equity = self._account.starting_equity
+        view = AccountView(self._account.account, equity, equity, equity, session_start_equity=equity)
+        return AccountState(view=view, risk=RiskState(), book=None, sent_ids=())
+
+    def on_items(
+        self, state: AccountState, items: Sequence[AccountInput]
+    ) -> tuple[AccountState, list[AccountOutput]]:
+        """Buffer ``items`` and process whatever the release policy allows, in canonical order."""
+        pending = (*state.pending, *items)
+        lateness = self._account.release_lateness_s
+        if lateness is None or not pending:
+            return dataclasses.replace(state, pending=pending), []
+        latest = max(canonical_key(i)[0] for i in pending)
+        threshold = latest.timestamp() - lateness
+        ready = [i for i in pending if canonical_key(i)[0].timestamp() <= threshold]
+        held = tuple(i for i in pending if canonical_key(i)[0].timestamp() > threshold)
+        return self._release(dataclasses.replace(state, pending=held), ready, final=False)
+
+    def flush(self, state: AccountState) -> tuple[AccountState, list[AccountOutput]]:
+        """Process everything still pending (end of input) and emit the final account view."""
+        return self._release(dataclasses.replace(state, pending=()), list(state.pending), final=True)
+
+    def _release(
+        self, state: AccountState, ready: list[AccountInput], *, final: bool
+    ) -> tuple[AccountState, list[AccountOutput]]:
+        work = _Work(state, self._trading, self._costs)
+        outputs: list[AccountOutput] = []
+        for item in sorted(ready, key=canonical_key):
+            outputs.extend(self._process(work, item))
+            work.released_through = max(canonical_key(item)[0], work.released_through or _EPOCH)
+        if final:
+            outputs.append((ACCOUNT, work.view))
+        new_state = AccountState(
+            view=work.view,
+            risk=work.risk,
+            book=work.adapter.book,
+            sent_ids=work.firewall.snapshot(),
+            pending=state.pending,
+            usage=work.usage,
+            usage_window=work.usage_window,
+            released_through=work.released_through,
+        )
+        return new_state, outputs
+
+    def _process(self, work: _Work, item: AccountInput) -> list[AccountOutput]:
+        if isinstance(item, SymbolIntent):
+            return self._on_symbol_intent(work, item)
+        if isinstance(item, TradeDecision):
+            return self._on_decision(work, item)
+        work.view = AccountLedger.apply(work.view, item)
+        return []
+
+    def _on_symbol_intent(self, work: _Work, intent: SymbolIntent) -> list[AccountOutput]:
+        self._mark(work, intent.symbol, intent.price, intent.event_ts)
+        if work.usage_window != intent.window_end:
+            work.usage, work.usage_window = AllocatorUsage(), intent.window_end
+        portfolio, work.usage = self._allocator.allocate(work.view, intent, work.usage)
+        outputs: list[AccountOutput] = [(PORTFOLIO_INTENTS, portfolio)]
+        lead = self._lead(portfolio.source_strategy_ids)
+        approved = portfolio.status != "rejected"
+        decision = TradeDecision.create(
+            strategy_id=lead.strategy_id if lead else (portfolio.source_strategy_ids or ("unknown",))[0],
+            symbol=intent.symbol,
+            event_ts=intent.event_ts,
+            timeframe=intent.horizon,
+            action=portfolio.direction,
+            qty=portfolio.approved_qty if approved else portfolio.requested_qty,
+            rationale=",".join(intent.explain),
+            params=_decision_params(intent, portfolio),
+            account=portfolio.account,
+            provenance=self._provenance(intent),
+        )
+        verdict = _allocator_verdict(portfolio)
+        if verdict.blocks:
+            return outputs + _rejected(decision, "allocator", (verdict,))
+        policy = policy_for_intent(
+            portfolio,
+            client_order_id=decision.decision_hash,
+            config=self._trading,
+            position_qty=work.view.position(intent.symbol),
+            strategy_max_notional=lead.max_notional_per_trade if lead else None,
+        )
+        return outputs + self._execute(work, decision, policy, lead, intent.price, (verdict,))
+
+    def _on_decision(self, work: _Work, decision: TradeDecision) -> list[AccountOutput]:
+        price = _decimal(decision.params.get("price"))
+        self._mark(work, decision.symbol, price, decision.event_ts)
+        lead = self._definitions.get(decision.strategy_id)
+        policy = policy_for_decision(
+            decision,
+            config=self._trading,
+            position_qty=work.view.position(decision.symbol),
+            strategy_max_notional=lead.max_notional_per_trade if lead else None,
+        )
+        return self._execute(work, decision, policy, lead, price, ())
+
+    def _execute(
+        self,
+        work: _Work,
+        decision: TradeDecision,
+        policy: PolicyResult,
+        lead: StrategyDefinition | None,
+        reference_price: Decimal | None,
+        upstream: tuple[GateVerdict, ...],
+    ) -> list[AccountOutput]:
+        trace = (*upstream, *policy.verdicts)
+        order = policy.order
+        if order is None:
+            return _rejected(decision, "policy", trace)
+        context = RiskContext(
+            account=work.view,
+            config=self._trading,
+            strategy=StrategyLimits.from_definition(lead) if lead else None,
+            allowlist=_allowlist(lead, decision.symbol),
+            reference_price=reference_price,
+            state=work.risk,
+        )
+        outcome = run_risk_chain(order, context)
+        trace = (*trace, *outcome.trace)
+        work.risk = record_decision(
+            work.risk, decision.symbol, decision.event_ts, was_rejected=outcome.approved is None
+        )
+        if outcome.approved is None:
+            return _rejected(decision, "risk", trace)
+        fills_before = len(work.adapter.fills)
+        result = work.firewall.submit(outcome.approved, trace)
+        if result.report is None:
+            return _rejected(decision, "firewall", result.trace)
+        work.risk = record_order(work.risk, decision.event_ts)
+        if result.report.is_final:
+            work.risk = record_order_closed(work.risk)
+        for fill in work.adapter.fills[fills_before:]:
+            work.view = AccountLedger.apply(work.view, fill)
+        status: DecisionStatus = "filled" if result.report.status == "filled" else "submitted"
+        done = dataclasses.replace(decision, status=status, gate_trace=result.trace)
+        return [(DECISIONS, done), (ORDERS, outcome.approved), (EXECUTIONS, result.report)]
+
+    def _mark(self, work: _Work, symbol: str, price: Decimal | None, event_ts: datetime) -> None:
+        if price is not None and price > 0:
+            work.view = AccountLedger.mark(work.view, symbol, price)
+        work.risk = roll_session(work.risk, event_ts, work.view.equity)
+
+    def _lead(self, strategy_ids: Sequence[str]) -> StrategyDefinition | None:
+        return self._definitions.get(strategy_ids[0]) if strategy_ids else None
+
+    def _provenance(self, intent: SymbolIntent) -> dict[str, Any]:
+        return {
+            "strategy_versions": dict(intent.strategy_versions),
+            "parameter_hashes": dict(intent.parameter_hashes),
+            "feature_hashes": list(intent.feature_snapshot_hashes),
+            "config_hash": self._config_hash,
+            "input_position": intent.position.label() if intent.position is not None else None,
+            "aggregation_policy": intent.policy,
+        }
+
+
+def _decimal(value: object) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+def _allowlist(lead: StrategyDefinition | None, symbol: str) -> frozenset[str]:
+    # torghut intersects the strategy's universe with the global one; the engine's universe is the
+    # catalog's, so a strategy without symbols may trade any symbol it produced an intent for.
+    if lead is not None and lead.universe_symbols:
+        return frozenset(lead.universe_symbols)
+    return frozenset({symbol})
+
+
+def _allocator_verdict(portfolio: PortfolioIntent) -> GateVerdict:
+    inputs = freeze(
+        {
+            "requested_qty": portfolio.requested_qty,
+            "approved_qty": portfolio.approved_qty,
+            "status": portfolio.status,
+            "reason_codes": list(portfolio.reason_codes),
+        }
+    )
+    reason = ";".join(portfolio.reason_codes) or None
+    if portfolio.status == "rejected":
+        return GateVerdict("allocator", "reject", reason or "allocator_rejected", inputs)
+    if portfolio.approved_qty < portfolio.requested_qty:
+        return GateVerdict("allocator", "clip", reason or "allocator_clipped", inputs, portfolio.approved_qty)
+    return GateVerdict("allocator", "pass", None, inputs)
+
+
+def _decision_params(intent: SymbolIntent, portfolio: PortfolioIntent) -> dict[str, Any]:
+    # The hashed params: torghut's runtime metadata (contracts 4.6) plus the allocator's record (4.7).
+    return {
+        "price": intent.price,
+        "strategy_runtime": {
+            "mode": "plugin_v3",
+            "aggregated": True,
+            "policy": intent.policy,
+            "source_strategy_ids": list(intent.source_strategy_ids),
+            "feature_snapshot_hashes": list(intent.feature_snapshot_hashes),
+            "intent_conflicts_total": 1 if intent.conflict else 0,
+        },
+        "allocator": {
+            "enabled": portfolio.enabled,
+            "regime_label": portfolio.regime_label,
+            "budget_multiplier": portfolio.budget_multiplier,
+            "capacity_multiplier": portfolio.capacity_multiplier,
+            "requested_qty": portfolio.requested_qty,
+            "approved_qty": portfolio.approved_qty,
+            "requested_notional": portfolio.requested_notional,
+            "approved_notional": portfolio.approved_notional,
+            "status": portfolio.status,
+            "clipped": portfolio.clipped,
+            "reason_codes": sorted(portfolio.reason_codes),
+            "correlation_group": portfolio.correlation_group,
+        },
+    }
+
+
+def _rejected(
+    decision: TradeDecision, stage: RejectionStage, trace: tuple[GateVerdict, ...]
+) -> list[AccountOutput]:
+    reasons = tuple(v.reason for v in trace if v.blocks and v.reason) or (f"{stage}_rejected",)
+    rejection = Rejection(
+        decision_hash=decision.decision_hash,
+        symbol=decision.symbol,
+        event_ts=decision.event_ts,
+        stage=stage,
+        reasons=reasons,
+        gate_trace=trace,
+    )
+    done = dataclasses.replace(decision, status="rejected", gate_trace=trace)
+    return [(DECISIONS, done), (REJECTIONS, rejection)]
+
+
+class AccountLogic(StatefulBatchLogic[AccountInput, Any, AccountState]):
+    """One account's pipeline state; everything pending is processed at the end of input."""
+
+    def __init__(self, pipeline: AccountPipeline, resume_state: AccountState | None) -> None:
+        if resume_state is not None and resume_state.version != STATE_VERSION:
+            msg = (
+                f"account snapshot version {resume_state.version} is not supported (expected "
+                f"{STATE_VERSION}); resume with the engine version that wrote it, or start a new "
+                "recovery store"
+            )
+            raise ValueError(msg)
+        self._pipeline = pipeline
+        self._state = resume_state if resume_state is not None else pipeline.initial_state()
+
+    def on_batch(self, values: list[AccountInput]) -> tuple[Iterable[Any], bool]:
+        """Buffer the inputs and emit the records of whatever the release policy lets through."""
+        self._state, outputs = self._pipeline.on_items(self._state, values)
+        return [record for _, record in outputs], StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        """Process everything still pending and emit the final account view."""
+        self._state, outputs = self._pipeline.flush(self._state)
+        return [record for _, record in outputs], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> AccountState:
+        """Return the immutable account state; bytewax pickles it."""
+        return self._state
+
+
+@operator
+def account_stage(step_id: str, up: KeyedStream[AccountInput], pipeline: AccountPipeline) -> Stream[Any]:
+    """Run ``pipeline`` per account over symbol intents, legacy decisions and account events.
+
+    The state lives in the inner step ``pipeline`` (persisted by recovery as ``<step_id>.pipeline``).
+    """
+    processed = op.stateful_batch("pipeline", up, lambda resume: AccountLogic(pipeline, resume))
+    return op.key_rm("unkey", processed)
