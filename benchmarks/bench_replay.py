@@ -32,7 +32,7 @@ from torghut.dataflow.config import EngineConfig
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / ".data"
 RESULTS = ROOT / "results"
-CATALOG = ROOT.parent / "examples" / "strategies.yaml"
+CATALOG = ROOT / "catalog.yaml"
 _SYMBOL = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import atheris
+import atheris  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,21 +33,19 @@ with atheris.instrument_imports(include=["torghut"]):
     )
 
 
+_VALUES: tuple[Callable[[atheris.FuzzedDataProvider], Any], ...] = (
+    lambda fdp: pick(HOSTILE_NUMBERS, fdp.ConsumeIntInRange(0, 255)),
+    lambda fdp: pick(HOSTILE_STRINGS, fdp.ConsumeIntInRange(0, 255)),
+    lambda fdp: fdp.ConsumeRegularFloat(),
+    lambda fdp: fdp.ConsumeInt(fdp.ConsumeIntInRange(1, 70)),
+    lambda fdp: fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 24)),
+    lambda fdp: [fdp.ConsumeInt(4) for _ in range(fdp.ConsumeIntInRange(0, 3))],
+    lambda fdp: None,
+)
+
+
 def _value(fdp: atheris.FuzzedDataProvider) -> Any:
-    kind = fdp.ConsumeIntInRange(0, 6)
-    if kind == 0:
-        return pick(HOSTILE_NUMBERS, fdp.ConsumeIntInRange(0, 255))
-    if kind == 1:
-        return pick(HOSTILE_STRINGS, fdp.ConsumeIntInRange(0, 255))
-    if kind == 2:
-        return fdp.ConsumeRegularFloat()
-    if kind == 3:
-        return fdp.ConsumeInt(fdp.ConsumeIntInRange(1, 70))
-    if kind == 4:
-        return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 24))
-    if kind == 5:
-        return [fdp.ConsumeInt(4) for _ in range(fdp.ConsumeIntInRange(0, 3))]
-    return None
+    return _VALUES[fdp.ConsumeIntInRange(0, len(_VALUES) - 1)](fdp)
 
 
 def _row(fdp: atheris.FuzzedDataProvider) -> dict[str, Any]:

@@ -204,7 +204,9 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (checked with promql-parser and the shape checks instead)")
-    result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -472,7 +474,7 @@ def _run_cluster(flow_dir: Path, recovery: list[Path]) -> list[str]:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-        )  # fmt: skip
+        )
         for i, directory in enumerate(recovery)
     ]
     lines: list[str] = []
@@ -520,8 +522,8 @@ def test_per_pod_recovery_partitions_form_a_complete_set(tmp_path: Path) -> None
 
 def dockerignore_patterns() -> list[tuple[bool, str]]:
     patterns = []
-    for line in (ROOT / ".dockerignore").read_text().splitlines():
-        line = line.strip()
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         negate = line.startswith("!")
@@ -613,9 +615,10 @@ def test_docker_context_holds_everything_the_dockerfile_copies(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_the_docker_context_builds_a_complete_wheel(tmp_path: Path) -> None:
+    # With build isolation, as `pip install .` in the Dockerfile does (pip fetches the build backend).
     context = build_context(tmp_path / "context")
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
          str(tmp_path / "wheels"), str(context)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -87,8 +87,9 @@ def entries(draw: st.DrawFn) -> Any:
 @st.composite
 def catalogs(draw: st.DrawFn) -> Any:
     """A catalog document's data: a list, a ``strategies`` mapping, or something else entirely."""
-    items = draw(st.lists(entries(), max_size=4))
-    if items and draw(st.booleans()):
+    items: list[Any] = draw(st.lists(entries(), max_size=4))
+    duplicate: bool = draw(st.booleans())
+    if items and duplicate:
         items.append(dict(items[0]) if isinstance(items[0], dict) else items[0])  # a duplicate entry
     shape = draw(st.integers(0, 5))
     if shape == 0:

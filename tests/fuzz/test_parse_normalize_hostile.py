@@ -207,7 +207,7 @@ def test_deep_nesting_is_dead_lettered_or_normalized(fuzz_report: FuzzReport) ->
 )
 def check_batches(items: list[tuple[str, Any, dict[str, Any]]]) -> None:
     TALLY["parse_normalize.batches"] += 1
-    batch = [
+    batch: list[tuple[object, InputPosition]] = [
         ({**row, "symbol": symbol, "seq": seq, "ts": 0}, InputPosition("hostile", "p0", offset))
         for offset, (symbol, seq, row) in enumerate(items)
     ]

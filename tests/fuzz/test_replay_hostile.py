@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from bytewax.errors import BytewaxRuntimeError
 
 from tests.conftest import Replay

@@ -174,13 +174,13 @@ class TestEvaluate:
 
     def test_warmup_suppresses_intents_but_state_advances(self, registry: StrategyRegistry) -> None:
         runtime = StrategyRuntime(definitions(registry, VWAP2), registry)
-        below = [fv(seconds=i, price="99.5", vwap_session="100") for i in range(7)]
+        below = [fv(seconds=i, vwap_w5m="99.5", vwap_session="100") for i in range(7)]
         state, intents, _ = run(runtime, below[:5])
         assert intents == []  # the excursion started on bar 1, inside the 5-bar warm-up
         assert state.strategies["c-vwap"].bars_seen == 5
         assert state.strategies["c-vwap"].plugin_state == (Decimal("-50.000000"), -1)
-        bars = [fv(seconds=i, price="100", vwap_session="100") for i in range(5)]
-        bars.append(fv(seconds=5, seq=6, price="99", vwap_session="100"))  # ewma -25 bps: fires
+        bars = [fv(seconds=i, vwap_w5m="100", vwap_session="100") for i in range(5)]
+        bars.append(fv(seconds=5, seq=6, vwap_w5m="99", vwap_session="100"))  # ewma -25 bps: fires
         _, intents, _ = run(runtime, bars)
         assert [i.seq for i in intents] == [6]  # the 6th bar is past the warm-up
 
@@ -318,7 +318,7 @@ class TestEntryPointPluginIsolation:
 
 class TestStatePersistence:
     def test_fingerprint_change_restarts_plugin_state(self, registry: StrategyRegistry) -> None:
-        bars = [fv(seconds=i, price="99.5", vwap_session="100") for i in range(3)]
+        bars = [fv(seconds=i, vwap_w5m="99.5", vwap_session="100") for i in range(3)]
         state, _, _ = run(StrategyRuntime(definitions(registry, VWAP2), registry), bars)
         assert state.strategies["c-vwap"].bars_seen == 3
         same = StrategyRuntime(definitions(registry, VWAP2), registry)
@@ -330,7 +330,7 @@ class TestStatePersistence:
 
     def test_snapshot_is_picklable_plain_data(self, registry: StrategyRegistry) -> None:
         runtime = StrategyRuntime(definitions(registry, LEGACY, TSMOM, VWAP2), registry)
-        state, _, _ = run(runtime, [fv(seconds=i, price="99.5", vwap_session="100") for i in range(3)])
+        state, _, _ = run(runtime, [fv(seconds=i, vwap_w5m="99.5", vwap_session="100") for i in range(3)])
         restored = pickle.loads(pickle.dumps(state))
         assert restored == state
         assert runtime.restore(restored) is restored
@@ -363,7 +363,7 @@ def test_dataflow_matches_the_pure_runtime(registry: StrategyRegistry, batch_siz
     for i in range(8):
         for symbol in ("NVDA", "AMD"):
             price = "100" if i < 5 else "99.5"  # the vwap excursion starts after its warm-up
-            features = {**LEGACY_BUY, "price": price, "vwap_session": "100"}
+            features = {**LEGACY_BUY, "price": price, "vwap_w5m": price, "vwap_session": "100"}
             vectors.append(fv(symbol, seconds=i, seq=i, **features))
     intents, errors = _flow(StrategyRuntime(defs, registry), vectors, batch_size)
 

@@ -81,14 +81,18 @@ class TestExamples:
         assert [d.strategy_id for d in catalog.definitions] == sorted(by_id)
         assert len(catalog.enabled()) == 4
         assert by_id["vwap-deviation"].version == "2.0.0"
-        assert by_id["vwap-deviation-amd-rollback"].version == "1.0.0"
-        assert by_id["bollinger-reversion"].universe_symbols == ("NVDA", "AMD")  # CSV `symbols`
+        assert by_id["vwap-deviation-rollback"].version == "1.0.0"
+        assert by_id["bollinger-reversion"].universe_symbols == ()  # trades every symbol
+        assert by_id["vwap-deviation-rollback"].universe_symbols == (
+            "TSLA",
+            "AVGO",
+            "AMD",
+            "MU",
+        )  # CSV `symbols`
         tsmom = by_id["intraday_tsmom_v1@paper"]
         assert tsmom.params["bullish_hist_min"] == "0.005"
-        assert tsmom.params["universe_symbols"] == ("NVDA", "AVGO", "AMD", "MU")
-        assert tsmom.parameter_hash == torghut_hash(
-            {**tsmom.params, "universe_symbols": list(tsmom.params["universe_symbols"])}
-        )
+        assert tsmom.params["universe_symbols"] is None
+        assert tsmom.parameter_hash == torghut_hash(dict(tsmom.params))
         assert validate_catalog(EXAMPLES / "strategies.yaml", registry) == []
 
     def test_json_and_top_level_list(self, tmp_path: Path, registry: StrategyRegistry) -> None:

@@ -75,7 +75,7 @@ class TestBollingerReversion:
 
 
 def vwap(price: str, session: str = "100") -> dict[str, str]:
-    return {"price": price, "vwap_session": session}
+    return {"vwap_w5m": price, "vwap_session": session}
 
 
 class TestVwapDeviationV1:
@@ -86,7 +86,7 @@ class TestVwapDeviationV1:
             "buy",
             Decimal("0.55"),
             Decimal(100),
-            ("vwap_deviation", "price_below_vwap", "deviation_persistent"),
+            ("vwap_deviation", "vwap_5m_below_session", "deviation_persistent"),
         )
         assert state == (-1, 1)
 
@@ -99,7 +99,7 @@ class TestVwapDeviationV1:
     def test_entry_is_inclusive_and_missing_vwap_resets(self) -> None:
         out, _ = run(VwapDeviationV1(), [vwap("99.75")] * 3)  # exactly -25 bps
         assert bool(out[2])
-        out, state = run(VwapDeviationV1(), [vwap("99.7"), vwap("99.7"), {"price": "99.7"}, vwap("99.7")])
+        out, state = run(VwapDeviationV1(), [vwap("99.7"), vwap("99.7"), {"vwap_w5m": "99.7"}, vwap("99.7")])
         assert out == [(), (), (), ()]
         assert state == (-1, 1)
 
@@ -111,7 +111,7 @@ class TestVwapDeviationV2:
         fired = [i for i, x in enumerate(out) if x]
         assert fired == [0, 20]  # re-armed once |ewma| < 5 bps, fires when the ewma passes -15 again
         assert out[0][0] == IntentDraft(
-            "buy", Decimal("0.58"), Decimal(100), ("vwap_ewma_deviation", "price_below_vwap")
+            "buy", Decimal("0.58"), Decimal(100), ("vwap_ewma_deviation", "vwap_5m_below_session")
         )
 
     def test_ewma_smooths_a_spike(self) -> None:

@@ -1,6 +1,8 @@
-"""``vwap_deviation``: fade the price's deviation from the session VWAP, in two versions.
+"""``vwap_deviation``: fade the 5-minute VWAP's deviation from the session VWAP, in two versions.
 
-Both versions read ``price`` and ``vwap_session`` and measure ``dev_bps = (price - vwap) / vwap * 10000``
+Both versions read ``vwap_w5m`` (the recent, volume-weighted price) and ``vwap_session`` and measure
+``dev_bps = (vwap_w5m - vwap_session) / vwap_session * 10000``. (``price`` would not do: on torghut's flat
+``ta_signals`` rows the price *is* the session VWAP, so its deviation is always zero.)
 (no signal, and the state resets, when either is missing or the VWAP is not positive). Below the VWAP is a
 BUY (reversion up), above it a SELL. Target notional: ``max_notional_per_trade`` when > 0, else 100.
 
@@ -10,7 +12,7 @@ BUY (reversion up), above it a SELL. Target notional: ``max_notional_per_trade``
 - The streak counts consecutive bars on the same non-zero side.
 - When it reaches ``persist_bars`` (default 3) an intent is emitted and the streak restarts from 0.
 - Confidence 0.55, +0.05 when ``|dev_bps| >= 2 * entry_bps``. Default ``entry_bps`` is 25.
-- Explain ``("vwap_deviation", "price_below_vwap"|"price_above_vwap", "deviation_persistent")``.
+- Explain ``("vwap_deviation", "vwap_5m_below_session"|"vwap_5m_above_session", "deviation_persistent")``.
 
 ``vwap_deviation@2.0.0`` (EWMA, edge-triggered, 5 warm-up bars). State ``(ewma_bps, zone)``:
 
@@ -20,7 +22,7 @@ BUY (reversion up), above it a SELL. Target notional: ``max_notional_per_trade``
   ``|ewma| < rearm_bps``, and unchanged in between (hysteresis). Default ``entry_bps`` 15, ``rearm_bps`` 5.
 - An intent is emitted only when the zone becomes non-zero (one intent per excursion).
 - Confidence 0.58, +0.04 when ``|ewma| >= 2 * entry_bps``.
-- Explain ``("vwap_ewma_deviation", "price_below_vwap"|"price_above_vwap")``.
+- Explain ``("vwap_ewma_deviation", "vwap_5m_below_session"|"vwap_5m_above_session")``.
 
 Pinning ``@1.0.0`` in the catalog rolls a strategy back to the persistence rule.
 """
@@ -38,11 +40,11 @@ from torghut.strategies.view import FeatureView
 
 _BPS = Decimal(10000)
 _EWMA_QUANTUM = Decimal("0.000001")
-_REQUIRED = ("price", "vwap_session")
+_REQUIRED = ("vwap_w5m", "vwap_session")
 
 
 def _deviation_bps(features: FeatureView) -> Decimal | None:
-    price = features.decimal("price")
+    price = features.decimal("vwap_w5m")
     vwap = features.decimal("vwap_session")
     if price is None or vwap is None or vwap <= 0:
         return None
@@ -50,7 +52,7 @@ def _deviation_bps(features: FeatureView) -> Decimal | None:
 
 
 def _side_label(side: int) -> tuple[Direction, str]:
-    return ("buy", "price_below_vwap") if side < 0 else ("sell", "price_above_vwap")
+    return ("buy", "vwap_5m_below_session") if side < 0 else ("sell", "vwap_5m_above_session")
 
 
 class VwapDeviationParams(StrategyParams):
