@@ -257,6 +257,10 @@ def base_docs() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def shared_docs() -> list[dict[str, Any]]:
+    if shutil.which("kubectl") is None:
+        pytest.skip(
+            "kubectl (for `kubectl kustomize`) is not installed: the overlay's patches cannot be applied"
+        )
     return kustomize(K8S / "overlays" / "shared-recovery")
 
 
