@@ -17,7 +17,6 @@ from torghut.contracts.decision import decision_hash
 from torghut.dataflow.config import EngineConfig
 from torghut.dataflow.replay import ReplayResult
 from torghut.operators.legacy import legacy_decisions
-from torghut.operators.trading_config import TradingConfig
 from torghut.strategies.catalog import load_catalog
 from torghut.strategies.registry import default_registry
 
