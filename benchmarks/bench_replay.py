@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--catalog", type=Path, default=CATALOG)
     args = parser.parse_args()

@@ -68,6 +68,7 @@ def replay(tmp_path: Path) -> Replay:
         processes: int = 1,
         emit_features: bool = False,
         engine: EngineConfig | None = None,
+        shards: int | None = None,
     ) -> ReplayResult:
         nonlocal runs
         runs += 1
@@ -79,6 +80,7 @@ def replay(tmp_path: Path) -> Replay:
             batch_size=batch_size,
             emit_features=emit_features,
             engine=engine or EngineConfig(),
+            shards=shards,
         )
         return run_replay(spec, out, processes=processes)
 

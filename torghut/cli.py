@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +22,8 @@ strategies_app = typer.Typer(
     help="Inspect installed strategy plugins and validate catalogs.", no_args_is_help=True
 )
 app.add_typer(strategies_app, name="strategies")
+db_app = typer.Typer(help="Manage the PostgreSQL schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 if TYPE_CHECKING:
     from torghut.dataflow.config import EngineConfig
@@ -93,7 +96,7 @@ def replay(
     )
     console.print(
         f"replaying [bold]{signals}[/] with [bold]{catalog}[/]: {processes} process(es), "
-        f"batch size {batch_size}, {shards} shards -> {out_dir}",
+        f"batch size {batch_size}, {shards or processes} shard(s) -> {out_dir}",
         highlight=False,
     )
     with Progress(
@@ -247,6 +250,106 @@ def strategies_validate(
             str(d.priority),
             d.parameter_hash[:16],
         )
+    out.print(table)
+
+
+@db_app.command("migrate")
+def db_migrate(
+    dsn: Annotated[
+        str,
+        typer.Option(
+            envvar="TORGHUT_DATABASE_URL",
+            help="PostgreSQL DSN (postgresql://user:password@host:5432/db); env TORGHUT_DATABASE_URL.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Apply pending migrations (idempotent, safe from several processes) and list what was applied."""
+    import psycopg
+
+    from torghut.connectors.postgres import MigrationError, applied_versions, load_migrations, migrate
+
+    try:
+        applied = migrate(dsn)
+        with psycopg.connect(dsn) as conn:
+            present = applied_versions(conn)
+    except (MigrationError, psycopg.Error) as exc:
+        message = f"migration failed: {exc}"
+        raise _fail(message) from exc
+    names = {m.version: f"{m.version:04d}_{m.name}" for m in load_migrations()}
+    if applied:
+        for version in applied:
+            out.print(f"applied {names[version]}", highlight=False)
+    else:
+        out.print("schema up to date: nothing applied", highlight=False)
+    out.print(f"schema at {names[present[-1]] if present else 'nothing'}", highlight=False)
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Service configuration (YAML: engine and service sections). Default: embedded."),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Process the available input, print a summary and exit.")
+    ] = False,
+    until: Annotated[
+        datetime | None,
+        typer.Option(help="ClickHouse: stop once every signal up to this UTC time is processed."),
+    ] = None,
+    workdir: Annotated[
+        Path, typer.Option(help="Embedded defaults only: where var/chdb and var/postgres live.")
+    ] = Path(),
+) -> None:
+    """Run the engine as a service: source -> engine -> PostgreSQL (and the broker), until interrupted.
+
+    Without --config it runs on embedded defaults: chdb seeded with sample signals under var/chdb, a local
+    PostgreSQL under var/postgres, the paper adapter and examples/strategies.yaml.
+    """
+    import logging
+
+    from torghut.connectors.postgres import PostgresServerError
+    from torghut.dataflow.config import ConfigError
+    from torghut.dataflow.service import run_service
+    from torghut.dataflow.service_config import load_service_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop_at = None if until is None else (until if until.tzinfo else until.replace(tzinfo=UTC))
+    services = None
+
+    def say(line: str) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
+    try:
+        if config is not None:
+            service = load_service_config(config)
+        else:
+            from torghut.dataflow.local import local_service_config, start_local_services
+
+            say(f"no --config: embedded defaults under {workdir.absolute() / 'var'}")
+            services = start_local_services(workdir)
+            seeded = services.seeded_rows
+            data = f"seeded {seeded:,} sample signals" if seeded else "reusing its signals"
+            say(f"chdb ClickHouse at {services.chdb_dsn}: {data}")
+            say(f"local PostgreSQL in {services.postgres_dir.absolute()} at {services.postgres.dsn}")
+            service = local_service_config(services, workdir)
+        result = run_service(service, once=once, until=stop_at, say=say)
+    except (ConfigError, PostgresServerError, OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        say("interrupted")
+        raise typer.Exit(code=130) from None
+    finally:
+        if services is not None:
+            services.stop()
+            if services.started_postgres:
+                say("stopped the local PostgreSQL")
+    table = Table(title=f"run finished in {result.elapsed_s:.1f} s (from PostgreSQL)", title_justify="left")
+    table.add_column("records")
+    table.add_column("count", justify="right")
+    for name, value in result.counts.items():
+        table.add_row(name.replace("_", " "), f"{value:,}")
     out.print(table)
 
 

@@ -87,3 +87,11 @@ def test_summary_records_counts_and_digests(
     assert summary["streams"]["intents"]["count"] == result.streams["intents"].count
     assert len(summary["digest"]) == 64
     assert len(summary["config_hash"]) == 64
+
+
+def test_the_number_of_input_shards_does_not_change_outputs(
+    replay: Replay, mixed_signals: Path, example_catalog: Path
+) -> None:
+    one = replay(mixed_signals, example_catalog, shards=1, emit_features=True)
+    five = replay(mixed_signals, example_catalog, shards=5, emit_features=True)
+    assert _digests(one) == _digests(five)

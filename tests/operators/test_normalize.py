@@ -16,6 +16,7 @@ from bytewax.testing import TestingSink, TestingSource, cluster_main
 
 from torghut.contracts.features import VALUE_FIELDS_V3, FeatureVectorV3
 from torghut.contracts.frozen import freeze
+from torghut.contracts.hashing import canonical_json, json_safe
 from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope
 from torghut.operators.normalize import (
     map_feature_values_v3,
@@ -322,7 +323,9 @@ def test_dead_letter_carries_the_envelope() -> None:
     envelope = SignalEnvelope(T0, "AAPL", freeze({}), position=position)
     letter = normalize(envelope)
     assert isinstance(letter, DeadLetter)
-    assert (letter.stage, letter.raw, letter.position) == ("normalize", envelope, position)
+    assert (letter.stage, letter.raw, letter.position) == ("normalize", json_safe(envelope), position)
+    assert letter.raw["symbol"] == "AAPL"
+    assert canonical_json(letter.raw) == canonical_json(envelope)
     assert (letter.symbol, letter.event_ts) == ("AAPL", T0)
 
 

@@ -28,6 +28,7 @@ RawRecord = tuple[object, InputPosition]
 ResumeState = tuple[int, int]
 
 _SYMBOL = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
+_PROBE_BYTES = 4096
 
 
 def symbol_shard(symbol: str | bytes, shards: int) -> int:
@@ -36,10 +37,33 @@ def symbol_shard(symbol: str | bytes, shards: int) -> int:
     return zlib.crc32(data) % shards
 
 
-def _is_json_array(path: Path) -> bool:
+def read_json_array(path: Path) -> list[Any] | None:
+    """Return the records of a replay file that is one JSON array, or ``None`` for a JSONL file.
+
+    A file is an array only if it starts with ``[`` and the whole file parses (with orjson) as a list;
+    anything else is JSONL, so a first line such as ``[1]`` is one record (a dead letter), not the file.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "signals.json"
+    >>> _ = path.write_bytes(b'[{"symbol": "A"}, 2]')
+    >>> read_json_array(path)
+    [{'symbol': 'A'}, 2]
+    >>> _ = path.write_bytes(b'[1]\\n{"symbol": "A"}\\n')
+    >>> read_json_array(path) is None
+    True
+    """
+    size = path.stat().st_size
     with path.open("rb") as handle:
-        head = handle.read(4096).lstrip()
-    return head.startswith(b"[")
+        head = handle.read(_PROBE_BYTES).lstrip()
+        handle.seek(max(0, size - _PROBE_BYTES))
+        tail = handle.read().rstrip()
+    if not (head.startswith(b"[") and tail.endswith(b"]")):  # cheap: most JSONL files stop here
+        return None
+    try:
+        items = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        return None
+    return items if isinstance(items, list) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +94,8 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
         self._shards = shards
         self._batch_size = batch_size
         self._progress = progress
-        self._label = f"shard-{shard:03d}"
+        # The position names the line, not the shard: records must not depend on how the file was split.
+        self._label = "line"
         self._source = path.name
         offset, line_no = resume if resume is not None else (0, 0)
         self._handle.seek(offset)
@@ -129,7 +154,7 @@ class _ArrayPartition(StatefulSourcePartition[RawRecord, ResumeState]):
         self._shards = shards
         self._batch_size = batch_size
         self._progress = progress
-        self._label = f"shard-{shard:03d}"
+        self._label = "item"
         self._index = resume[0] if resume is not None else 0
 
     def next_batch(self) -> list[RawRecord]:
@@ -189,11 +214,8 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
     ) -> StatefulSourcePartition[RawRecord, ResumeState]:
         """Open one shard, resuming after the last emitted batch when recovery state exists."""
         shard = int(for_part.removeprefix("shard-"))
-        if _is_json_array(self.path):
-            items = orjson.loads(self.path.read_bytes())
-            if not isinstance(items, list):
-                msg = f"{self.path}: expected a JSON array of signals"
-                raise ValueError(msg)
+        items = read_json_array(self.path)
+        if items is not None:
             return _ArrayPartition(
                 items, self.path.name, shard, self.shards, self.batch_size, resume_state, self.progress
             )

@@ -10,7 +10,7 @@ from torghut.contracts.features import (
     normalization_hash,
 )
 from torghut.contracts.frozen import FrozenMap, freeze
-from torghut.contracts.hashing import StreamDigest, canonical_json, sha256_hex, to_jsonable
+from torghut.contracts.hashing import StreamDigest, canonical_json, json_safe, sha256_hex, to_jsonable
 from torghut.contracts.portfolio import LosingIntent, OrderIntent, PortfolioIntent, SymbolIntent
 from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope, SymbolWatermark
 from torghut.contracts.strategy import (
@@ -48,6 +48,7 @@ __all__ = [
     "SymbolWatermark",
     "canonical_json",
     "freeze",
+    "json_safe",
     "normalization_hash",
     "sha256_hex",
     "to_jsonable",

@@ -5,6 +5,9 @@ separators=(",", ":"))`` with ASCII escaping. Values JSON cannot hold are encode
 ``Decimal`` as its string, ``datetime`` as ISO 8601, dataclasses as their fields, sets sorted, enums
 by value; anything else as ``str(value)`` (torghut's ``default=str``).
 
+Canonical JSON keeps what JSON strictly cannot hold (``NaN``, lone surrogates, integers of any size);
+:func:`json_safe` turns such data into plain JSON that every JSON codec (orjson included) round-trips.
+
 >>> from decimal import Decimal
 >>> canonical_json({"b": Decimal("1.50"), "a": (1, None)})
 '{"a":[1,null],"b":"1.50"}'
@@ -18,11 +21,18 @@ import dataclasses
 import enum
 import hashlib
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
+
+from torghut.contracts.frozen import FrozenMap
+
+_INT_MIN = -(2**63)  # orjson's range: signed and unsigned 64-bit integers
+_INT_MAX = 2**64 - 1
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 @cache
@@ -71,6 +81,67 @@ def to_jsonable(value: Any) -> Any:
     """Convert contracts to plain JSON data (dicts, lists, str, numbers), as canonical JSON would."""
     result: Any = json.loads(canonical_json(value))
     return result
+
+
+def _safe_text(text: str) -> str:
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: keep them visible as ``\udXXX`` escapes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _safe_key(key: Any) -> str:
+    # The key text json.dumps would write, so the canonical encoding of safe data is unchanged.
+    if isinstance(key, str):
+        return _safe_text(key)
+    if key is None or isinstance(key, bool | int | float):
+        return canonical_json(key)  # null, true, 12, 1.5, NaN
+    return _safe_text(str(key))
+
+
+def json_safe(value: Any) -> Any:
+    """Return ``value`` as plain JSON data that both :func:`canonical_json` and orjson encode and decode.
+
+    Non-finite floats become ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``, integers outside 64 bits their
+    decimal text, lone surrogates ``\\udXXX`` escapes and bytes UTF-8 text (``\\xNN`` for invalid
+    bytes); everything else becomes what canonical JSON encodes it as (decimals and times as text,
+    dataclasses as their fields), in frozen containers: mappings as ``FrozenMap`` with text keys,
+    sequences and sets as tuples. Data that is already safe keeps its canonical JSON.
+
+    >>> json_safe({"price": float("nan"), "seq": 10**20, "sym": "\\ud800", 1: (b"\\xff",)})
+    FrozenMap({'price': 'NaN', 'seq': '100000000000000000000', 'sym': '\\\\ud800', '1': ('\\\\xff',)})
+    """
+    kind = type(value)
+    if value is None or kind is bool:
+        return value
+    if isinstance(value, str):
+        return _safe_text(value if kind is str else str.__str__(value))
+    if isinstance(value, int):
+        number = int(value)
+        return number if _INT_MIN <= number <= _INT_MAX else str(number)
+    if isinstance(value, float):
+        number = float(value)
+        if math.isfinite(number):
+            return number
+        return _NON_FINITE.get(number, "NaN")
+    # Loops, not comprehensions: one stack frame per nesting level, half of what ``freeze`` needs, so
+    # anything the parse stage could freeze can be made safe.
+    if isinstance(value, Mapping):
+        mapping: dict[str, Any] = {}
+        for key, item in value.items():
+            mapping[_safe_key(key)] = json_safe(item)
+        return FrozenMap(mapping)
+    if isinstance(value, list | tuple):
+        items: list[Any] = []
+        for item in value:
+            items.append(json_safe(item))
+        return tuple(items)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _safe_text(bytes(value).decode("utf-8", "backslashreplace"))
+    return json_safe(_default(value))
 
 
 class StreamDigest:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -24,6 +25,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from pydantic import BaseModel, ConfigDict
 
+from torghut.connectors.broker import ExecutionAdapter
 from torghut.connectors.part_files import CountSink, Route, RoutedPartFileSink
 from torghut.connectors.replay_file import ProgressCallback, RawRecord, ReplayFileSource
 from torghut.contracts.account import AccountView
@@ -34,8 +36,9 @@ from torghut.contracts.portfolio import DroppedIntents, OrderIntent, PortfolioIn
 from torghut.contracts.signal import DeadLetter
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.dataflow.config import EngineConfig
-from torghut.operators.account import AccountPipeline, account_stage
-from torghut.operators.aggregate import SymbolWindowAggregator, aggregate_stage
+from torghut.dataflow.observe import observe_record
+from torghut.operators.account import AccountPipeline, IngestMark, account_stage
+from torghut.operators.aggregate import SymbolWindowAggregator, aggregate_stage, window_end_for
 from torghut.operators.legacy import legacy_decisions, runtime_enabled
 from torghut.operators.normalize import normalize_stage
 from torghut.operators.parse import parse_stage
@@ -83,7 +86,9 @@ class FlowSpec(BaseModel):
     catalog: Path
     parts_dir: Path
     batch_size: int = 1000
-    shards: int = 8
+    #: Symbol shards of the input; ``None`` means one per process. Outputs do not depend on it (every
+    #: symbol stays in one shard, in file order), but a recovery store must be resumed with the same value.
+    shards: int | None = None
     emit_features: bool = False
     engine: EngineConfig = EngineConfig()
 
@@ -131,10 +136,44 @@ def _is_account_input(item: object) -> TypeGuard[SymbolIntent | TradeDecision]:
     return isinstance(item, SymbolIntent | TradeDecision)
 
 
+class IngestMarker:
+    """Turns a batch of normalized features into one :class:`IngestMark`: its last row in cursor order."""
+
+    def __init__(self, source: str, window_s: int, allowed_lateness_s: int) -> None:
+        self._source = source
+        self._window_s = window_s
+        self._lateness = timedelta(seconds=allowed_lateness_s)
+
+    def __call__(self, batch: list[FeatureVectorV3]) -> list[IngestMark]:
+        """Return the batch's greatest ``(event_ts, symbol, seq)`` as a mark (none for an empty batch)."""
+        if not batch:
+            return []
+        last = max(batch, key=lambda fv: (fv.event_ts, fv.symbol, -1 if fv.seq is None else fv.seq))
+        due = window_end_for(last.event_ts, self._window_s) + self._lateness
+        return [IngestMark(self._source, last.event_ts, last.symbol, last.seq, due)]
+
+
 def wire_engine(
-    raw: Stream[RawRecord], catalog: Catalog, registry: StrategyRegistry, engine: EngineConfig
+    raw: Stream[RawRecord],
+    catalog: Catalog,
+    registry: StrategyRegistry,
+    engine: EngineConfig,
+    *,
+    cursor_source: str | None = None,
+    adapter: ExecutionAdapter | None = None,
 ) -> EngineStreams:
-    """Wire parse, normalize, the decision path and the account stage after ``raw``."""
+    """Wire parse, normalize, the decision path and the account stage after ``raw``.
+
+    Args:
+        raw: ``(raw_row, InputPosition)`` records from any source.
+        catalog: The strategy catalog.
+        registry: The installed strategy plugins.
+        engine: The configuration tree.
+        cursor_source: When set, the account stage also receives ingest marks and emits
+            :class:`~torghut.operators.account.IngestCheckpoint` records for this cursor source (the
+            service commits them to ``trade_cursor``); the replay leaves it unset.
+        adapter: The execution adapter orders go to; None keeps the account stage's paper adapter.
+    """
     trading = engine.trading
     account = engine.account.account
     legacy = LegacyDecider(catalog.definitions, engine.account.starting_equity, trading)
@@ -159,16 +198,24 @@ def wire_engine(
     else:
         to_account = op.flat_map_batch("legacy", normalized.features, legacy.batch)
 
+    if cursor_source is not None:
+        aggregation = engine.aggregation
+        marker = IngestMarker(cursor_source, aggregation.window_s, aggregation.allowed_lateness_s)
+        marks = op.flat_map_batch("ingest_marks", normalized.features, marker)
+        to_account = op.merge("to_account_with_marks", to_account, marks)
+
     pipeline = AccountPipeline(
         definitions=catalog.definitions,
         trading=trading,
         allocation=engine.allocation,
         account=engine.account,
         config_hash=engine.fingerprint(),
+        adapter=adapter,
     )
     keyed_account = op.key_on("key_account", to_account, lambda _: account)
     outputs.append(account_stage("account", keyed_account, pipeline))
     records = op.merge("records", *outputs)
+    op.inspect("observe", records, observe_record)
     return EngineStreams(normalized.features, records)
 
 
@@ -177,7 +224,9 @@ def build_replay_flow(spec: FlowSpec, progress: ProgressCallback | None = None) 
     registry = default_registry()
     catalog = load_catalog(spec.catalog, registry)
     flow = Dataflow(FLOW_ID)
-    source = ReplayFileSource(spec.signals, shards=spec.shards, batch_size=spec.batch_size, progress=progress)
+    source = ReplayFileSource(
+        spec.signals, shards=spec.shards or 1, batch_size=spec.batch_size, progress=progress
+    )
     streams = wire_engine(op.input("source", flow, source), catalog, registry, spec.engine)
     records = streams.records
     if spec.emit_features:

@@ -81,6 +81,23 @@ def load_engine_config(path: Path | None = None, environ: Mapping[str, str] | No
             msg = f"{path}: expected a mapping of sections, found {type(loaded).__name__}"
             raise ConfigError(msg)
         data = dict(loaded or {})
+    return engine_config_from_data(data, env, where=f" in {path}" if path is not None else "")
+
+
+def engine_config_from_data(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, where: str = ""
+) -> EngineConfig:
+    """Build the configuration tree from already-loaded sections and the environment.
+
+    Args:
+        data: One mapping per subsystem section (``runtime``, ``trading``, ...).
+        environ: The environment (``os.environ`` when None); torghut's variables override ``data``.
+        where: Appended to error messages, e.g. ``" in service.yaml"``.
+
+    Raises:
+        ConfigError: a value is invalid; the message says which.
+    """
+    env = os.environ if environ is None else environ
     try:
         runtime = {**(data.get("runtime") or {}), **_section_from_env(env, _RUNTIME_ENV)}
         trading = {
@@ -96,6 +113,5 @@ def load_engine_config(path: Path | None = None, environ: Mapping[str, str] | No
             {**data, "runtime": runtime, "trading": trading, "allocation": allocation}
         )
     except (ValidationError, ValueError) as exc:
-        where = f" in {path}" if path is not None else ""
         msg = f"invalid engine configuration{where}:\n{exc}"
         raise ConfigError(msg) from exc

@@ -24,6 +24,7 @@ import orjson
 from bytewax.testing import run_main
 
 from torghut.connectors.part_files import read_count
+from torghut.connectors.replay_file import read_json_array
 from torghut.contracts.hashing import canonical_json, sha256_hex
 from torghut.dataflow.build import STREAM_TYPES, FlowSpec, build_replay_flow
 from torghut.dataflow.progress import ProgressFiles, read_fraction
@@ -51,11 +52,9 @@ class ReplayResult:
 
 def count_input_events(path: Path) -> int:
     """Count the events in a replay file independently of the flow (non-blank lines or array items)."""
-    with path.open("rb") as handle:
-        head = handle.read(4096).lstrip()
-    if head.startswith(b"["):
-        items = orjson.loads(path.read_bytes())
-        return len(items) if isinstance(items, list) else 1
+    items = read_json_array(path)
+    if items is not None:
+        return len(items)
     count = 0
     with path.open("rb") as handle:
         for line in handle:
@@ -125,6 +124,8 @@ def run_replay(
     if processes < 1:
         msg = f"processes must be at least 1, got {processes}"
         raise ValueError(msg)
+    if spec.shards is None:
+        spec = spec.model_copy(update={"shards": processes})
     out_dir.mkdir(parents=True, exist_ok=True)
     parts_dir = spec.parts_dir
     if parts_dir.exists():
@@ -136,7 +137,7 @@ def run_replay(
     watcher = None
     if on_progress is not None:
         watcher = threading.Thread(
-            target=_watch_progress, args=(parts_dir, spec.shards, on_progress, stop), daemon=True
+            target=_watch_progress, args=(parts_dir, spec.shards or 1, on_progress, stop), daemon=True
         )
         watcher.start()
     try:
@@ -187,8 +188,19 @@ def run_replay(
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
+    # The merged outputs this replay wrote: one canonical JSON object per line, JSON-safe (a dead
+    # letter's raw is built with ``json_safe``), so orjson reads every line; anything else is a bug here.
+    records = []
     with path.open("rb") as handle:
-        return [orjson.loads(line) for line in handle]
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                msg = f"{path}:{number}: the replay wrote a line orjson cannot read: {exc}"
+                raise ReplayError(msg) from exc
+    return records
 
 
 def _count_by(path: Path, field_name: str) -> dict[str, int]:

@@ -9,6 +9,16 @@ firewall, the only path to the execution adapter. Every step's verdict is kept o
 decision becomes a :class:`~torghut.contracts.decision.Rejection` with the whole trace.
 
 The stage's state is plain immutable data (:class:`AccountState`) that bytewax snapshots.
+
+Orders go to the paper adapter the stage owns (its book is part of the state) unless an
+:class:`~torghut.connectors.broker.ExecutionAdapter` is injected (the service's Alpaca adapter); only the
+paper adapter's fills move the stage's ledger.
+
+Ingest checkpoints: when the flow also feeds :class:`IngestMark` records (one per normalized input batch,
+see :func:`torghut.dataflow.build.wire_engine`), each release that includes marks ends with one
+:class:`IngestCheckpoint`: the greatest ``(event_ts, symbol, seq)`` released. A mark sorts at the end of
+its row's aggregation window (``due_ts``), after every account input that row can produce, so the
+checkpoint is emitted in the same output batch as, or after, the decisions of every row it covers.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
+from torghut.connectors.broker import ExecutionAdapter
 from torghut.connectors.paper import PaperAdapter, PaperBook, PaperCosts
 from torghut.contracts.account import AccountSnapshot, AccountView, Fill
 from torghut.contracts.decision import DecisionStatus, GateVerdict, Rejection, RejectionStage, TradeDecision
@@ -46,7 +57,42 @@ from torghut.operators.risk import (
 )
 from torghut.operators.trading_config import TradingConfig
 
-AccountInput = SymbolIntent | TradeDecision | Fill | AccountSnapshot
+
+@dataclass(frozen=True, slots=True)
+class IngestMark:
+    """Ingest progress: the input row ``(event_ts, symbol, seq)`` of ``source`` has been normalized.
+
+    Attributes:
+        source: The cursor's source name (``clickhouse``).
+        event_ts: The row's event time.
+        symbol: The row's symbol.
+        seq: The row's sequence number, when it has one.
+        due_ts: When, in account-stage order, the mark is processed: the end of the row's aggregation
+            window plus the aggregation's allowed lateness, so after every symbol intent the row feeds.
+    """
+
+    source: str
+    event_ts: datetime
+    symbol: str
+    seq: int | None
+    due_ts: datetime
+
+    def cursor_key(self) -> tuple[datetime, str, int]:
+        """The order of torghut's ingest cursor: event time, symbol, sequence."""
+        return (self.event_ts, self.symbol, -1 if self.seq is None else self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCheckpoint:
+    """Every input up to ``(cursor_at, cursor_symbol, cursor_seq)`` has been released by the account stage."""
+
+    source: str
+    cursor_at: datetime
+    cursor_seq: int | None
+    cursor_symbol: str
+
+
+AccountInput = SymbolIntent | TradeDecision | Fill | AccountSnapshot | IngestMark
 AccountOutput = tuple[str, Any]
 
 PORTFOLIO_INTENTS = "portfolio_intents"
@@ -55,6 +101,7 @@ ORDERS = "orders"
 REJECTIONS = "rejections"
 EXECUTIONS = "executions"
 ACCOUNT = "account"
+CHECKPOINTS = "checkpoints"
 ACCOUNT_STREAMS = (PORTFOLIO_INTENTS, DECISIONS, ORDERS, REJECTIONS, EXECUTIONS, ACCOUNT)
 
 STATE_VERSION = 1
@@ -84,23 +131,56 @@ def canonical_key(item: AccountInput) -> tuple[datetime, str, int, int, str]:
         return (item.event_ts, item.symbol, 0, 2, f"{item.strategy_id}|{item.decision_hash}")
     if isinstance(item, Fill):
         return (item.event_ts, item.symbol, 0, 0, item.client_order_id)
+    if isinstance(item, IngestMark):
+        return (item.due_ts, item.symbol, -1 if item.seq is None else item.seq, 3, item.source)
     return (item.event_ts, "", 0, 0, "")
 
 
 class _Work:
     """The mutable working copy of :class:`AccountState` while one batch is processed."""
 
-    __slots__ = ("adapter", "firewall", "released_through", "risk", "usage", "usage_window", "view")
+    __slots__ = (
+        "adapter",
+        "checkpoint",
+        "firewall",
+        "paper",
+        "released_through",
+        "risk",
+        "usage",
+        "usage_window",
+        "view",
+    )
 
-    def __init__(self, state: AccountState, trading: TradingConfig, costs: PaperCosts) -> None:
+    def __init__(
+        self,
+        state: AccountState,
+        trading: TradingConfig,
+        costs: PaperCosts,
+        adapter: ExecutionAdapter | None = None,
+    ) -> None:
         self.view = state.view
         self.risk = state.risk
         self.usage = state.usage
         self.usage_window = state.usage_window
         self.released_through = state.released_through
-        book = state.book or PaperBook.open(state.view.account, state.view.cash, _EPOCH)
-        self.adapter = PaperAdapter(book, costs)
-        self.firewall = OrderFirewall(trading, self.adapter, state.sent_ids)
+        self.checkpoint: IngestMark | None = None
+        self.paper: PaperAdapter | None = None
+        if adapter is None:
+            book = state.book or PaperBook.open(state.view.account, state.view.cash, _EPOCH)
+            self.paper = PaperAdapter(book, costs)
+            adapter = self.paper
+        self.adapter: ExecutionAdapter = adapter
+        self.firewall = OrderFirewall(trading, adapter, state.sent_ids)
+
+    @property
+    def book(self) -> PaperBook | None:
+        """The paper book after this batch (None when an injected adapter executes the orders)."""
+        return None if self.paper is None else self.paper.book
+
+    @property
+    def fill_count(self) -> int:
+        """How many fills the paper adapter produced so far in this batch."""
+        return 0 if self.paper is None else len(self.paper.fills)
 
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
@@ -115,6 +195,8 @@ class AccountPipeline:
         allocation: the allocator's caps and multipliers.
         account: the account label, starting equity and release policy.
         config_hash: recorded in every decision's provenance.
+        adapter: the execution adapter the firewall submits to; None (the default) uses the stage's own
+            paper adapter, whose book is part of the snapshot.
     """
 
     def __init__(
@@ -125,13 +207,20 @@ class AccountPipeline:
         allocation: AllocationConfig,
         account: AccountConfig,
         config_hash: str,
+        adapter: ExecutionAdapter | None = None,
     ) -> None:
+        self._adapter = adapter
         self._definitions: dict[str, StrategyDefinition] = {d.strategy_id: d for d in definitions}
         self._trading = trading
         self._account = account
         self._allocator = Allocator(allocation)
         self._costs = PaperCosts.from_config(trading)
         self._config_hash = config_hash
+
+    @property
+    def holds_until_eof(self) -> bool:
+        """Whether every input waits for the end of input (no release lateness configured)."""
+        return self._account.release_lateness_s is None
 
     def initial_state(self) -> AccountState:
         """A flat account holding ``starting_equity`` in cash."""
@@ -160,17 +249,21 @@ class AccountPipeline:
     def _release(
         self, state: AccountState, ready: list[AccountInput], *, final: bool
     ) -> tuple[AccountState, list[AccountOutput]]:
-        work = _Work(state, self._trading, self._costs)
+        work = _Work(state, self._trading, self._costs, self._adapter)
         outputs: list[AccountOutput] = []
         for item in sorted(ready, key=canonical_key):
             outputs.extend(self._process(work, item))
             work.released_through = max(canonical_key(item)[0], work.released_through or _EPOCH)
+        if work.checkpoint is not None:
+            mark = work.checkpoint
+            checkpoint = IngestCheckpoint(mark.source, mark.event_ts, mark.seq, mark.symbol)
+            outputs.append((CHECKPOINTS, checkpoint))
         if final:
             outputs.append((ACCOUNT, work.view))
         new_state = AccountState(
             view=work.view,
             risk=work.risk,
-            book=work.adapter.book,
+            book=work.book,
             sent_ids=work.firewall.snapshot(),
             pending=state.pending,
             usage=work.usage,
@@ -184,6 +277,10 @@ class AccountPipeline:
             return self._on_symbol_intent(work, item)
         if isinstance(item, TradeDecision):
             return self._on_decision(work, item)
+        if isinstance(item, IngestMark):
+            if work.checkpoint is None or item.cursor_key() > work.checkpoint.cursor_key():
+                work.checkpoint = item
+            return []
         work.view = AccountLedger.apply(work.view, item)
         return []
 
@@ -259,15 +356,16 @@ class AccountPipeline:
         )
         if outcome.approved is None:
             return _rejected(decision, "risk", trace)
-        fills_before = len(work.adapter.fills)
+        fills_before = work.fill_count
         result = work.firewall.submit(outcome.approved, trace)
         if result.report is None:
             return _rejected(decision, "firewall", result.trace)
         work.risk = record_order(work.risk, decision.event_ts)
         if result.report.is_final:
             work.risk = record_order_closed(work.risk)
-        for fill in work.adapter.fills[fills_before:]:
-            work.view = AccountLedger.apply(work.view, fill)
+        if work.paper is not None:
+            for fill in work.paper.fills[fills_before:]:
+                work.view = AccountLedger.apply(work.view, fill)
         status: DecisionStatus = "filled" if result.report.status == "filled" else "submitted"
         done = dataclasses.replace(decision, status=status, gate_trace=result.trace)
         return [(DECISIONS, done), (ORDERS, outcome.approved), (EXECUTIONS, result.report)]
@@ -374,6 +472,9 @@ class AccountLogic(StatefulBatchLogic[AccountInput, Any, AccountState]):
     """One account's pipeline state; everything pending is processed at the end of input."""
 
     def __init__(self, pipeline: AccountPipeline, resume_state: AccountState | None) -> None:
+        # Held inputs accumulate in a list (appending to the state's tuple per batch would be quadratic);
+        # the snapshot carries them as a tuple.
+        self._held: list[AccountInput] = []
         if resume_state is not None and resume_state.version != STATE_VERSION:
             msg = (
                 f"account snapshot version {resume_state.version} is not supported (expected "
@@ -386,17 +487,23 @@ class AccountLogic(StatefulBatchLogic[AccountInput, Any, AccountState]):
 
     def on_batch(self, values: list[AccountInput]) -> tuple[Iterable[Any], bool]:
         """Buffer the inputs and emit the records of whatever the release policy lets through."""
+        if self._pipeline.holds_until_eof:
+            self._held.extend(values)
+            return [], StatefulBatchLogic.RETAIN
         self._state, outputs = self._pipeline.on_items(self._state, values)
         return [record for _, record in outputs], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         """Process everything still pending and emit the final account view."""
-        self._state, outputs = self._pipeline.flush(self._state)
+        self._state, outputs = self._pipeline.flush(self.snapshot())
+        self._held = []
         return [record for _, record in outputs], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> AccountState:
-        """Return the immutable account state; bytewax pickles it."""
-        return self._state
+        """Return the immutable account state, held inputs included; bytewax pickles it."""
+        if not self._held:
+            return self._state
+        return dataclasses.replace(self._state, pending=(*self._state.pending, *self._held))
 
 
 @operator

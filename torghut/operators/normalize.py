@@ -21,6 +21,7 @@ from bytewax.dataflow import Stream, operator
 
 from torghut.contracts.features import FEATURE_SCHEMA_VERSION_V3, REQUIRED_FEATURES_V3, FeatureVectorV3
 from torghut.contracts.frozen import FrozenMap
+from torghut.contracts.hashing import json_safe
 from torghut.contracts.signal import DeadLetter, SignalEnvelope
 
 _UTC = UTC
@@ -39,10 +40,14 @@ def optional_decimal(value: object) -> Decimal | None:
     >>> optional_decimal(0.1), optional_decimal("abc"), optional_decimal(True)
     (Decimal('0.1'), None, None)
     """
+    kind = type(value)
+    if kind is float:
+        # str(float) is repr(float) in Python 3; repr skips a method lookup (this runs ~15 times per event).
+        return Decimal(repr(value))
     if value is None:
         return None
-    if isinstance(value, Decimal):
-        return value
+    if kind is Decimal:
+        return value  # type: ignore[return-value]
     try:
         return Decimal(str(value))
     except (ValueError, TypeError, ArithmeticError):
@@ -178,7 +183,8 @@ def schema_major_version(declared: object) -> int | None:
 
 
 def _reject(envelope: SignalEnvelope, reason: str) -> DeadLetter:
-    return DeadLetter("normalize", reason, envelope, envelope.position, envelope.symbol, envelope.event_ts)
+    raw = json_safe(envelope)  # the envelope's fields; its payload may hold NaN or ints past 64 bits
+    return DeadLetter("normalize", reason, raw, envelope.position, envelope.symbol, envelope.event_ts)
 
 
 def normalize(envelope: SignalEnvelope) -> FeatureVectorV3 | DeadLetter:
@@ -195,7 +201,7 @@ def normalize(envelope: SignalEnvelope) -> FeatureVectorV3 | DeadLetter:
 
     Returns:
         The feature vector (carrying ``ingest_ts`` and the input position), or a dead letter from stage
-        ``normalize`` whose ``raw`` is the envelope.
+        ``normalize`` whose ``raw`` is the envelope's fields as JSON-safe data (:func:`json_safe`).
 
     >>> from datetime import UTC, datetime
     >>> ts = datetime(2026, 1, 1, tzinfo=UTC)

@@ -37,7 +37,9 @@ from bytewax.dataflow import Stream, operator
 from pydantic import TypeAdapter, ValidationError
 
 from torghut.contracts.frozen import FrozenMap, freeze
+from torghut.contracts.hashing import json_safe
 from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope
+from torghut.metrics import METRICS
 
 _UTC = UTC
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
@@ -374,9 +376,9 @@ def _check_keys(payload: dict[str, Any]) -> dict[str, Any]:
 def _envelope(row: dict[str, Any], position: InputPosition) -> SignalEnvelope | DeadLetter:
     symbol = row.get("symbol")
     if symbol is None:
-        return DeadLetter("parse", "missing_symbol", freeze(row), position)
+        return DeadLetter("parse", "missing_symbol", json_safe(row), position)
     if not isinstance(symbol, str) or _SYMBOL.fullmatch(symbol) is None:
-        return DeadLetter("parse", "invalid_symbol", freeze(row), position)
+        return DeadLetter("parse", "invalid_symbol", json_safe(row), position)
     event_ts: datetime | None = None
     try:
         event_ts = _event_ts(row)
@@ -394,7 +396,7 @@ def _envelope(row: dict[str, Any], position: InputPosition) -> SignalEnvelope | 
             payload = payload_from_flat_row(row)
         frozen_payload: FrozenMap[str, Any] = _freeze(payload)
     except RowRejected as rejected:
-        return DeadLetter("parse", rejected.reason, freeze(row), position, symbol, event_ts)
+        return DeadLetter("parse", rejected.reason, json_safe(row), position, symbol, event_ts)
     return SignalEnvelope(
         event_ts=event_ts,
         symbol=symbol,
@@ -447,20 +449,29 @@ def parse_record(raw: object, position: InputPosition) -> SignalEnvelope | DeadL
             try:
                 decoded = _decode(raw)
             except ValueError:
-                return DeadLetter("parse", "invalid_json", _undecodable_text(raw), position)
+                return DeadLetter("parse", "invalid_json", json_safe(_undecodable_text(raw)), position)
             if isinstance(decoded, dict):
                 return _envelope(decoded, position)
-            return DeadLetter("parse", "not_an_object", freeze(decoded), position)
-        return DeadLetter("parse", "not_an_object", freeze(raw), position)
+            return DeadLetter("parse", "not_an_object", json_safe(decoded), position)
+        return DeadLetter("parse", "not_an_object", json_safe(raw), position)
     except RecursionError:
         # Nesting deeper than Python's recursion limit cannot be frozen or hashed: only input text is kept.
-        text = _undecodable_text(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else None
+        text = (
+            json_safe(_undecodable_text(raw))
+            if isinstance(raw, (bytes, bytearray, memoryview, str))
+            else None
+        )
         return DeadLetter("parse", "too_deeply_nested", text, position)
 
 
 def parse_batch(batch: list[tuple[object, InputPosition]]) -> list[SignalEnvelope | DeadLetter]:
     """Parse a whole batch of ``(raw, position)`` items, one result per item, in order."""
     return [parse_record(raw, position) for raw, position in batch]
+
+
+def _counted_parse_batch(batch: list[tuple[object, InputPosition]]) -> list[SignalEnvelope | DeadLetter]:
+    METRICS.events_in.inc(len(batch))
+    return parse_batch(batch)
 
 
 def _is_envelope(item: SignalEnvelope | DeadLetter) -> TypeGuard[SignalEnvelope]:
@@ -500,6 +511,6 @@ def parse_stage(step_id: str, up: Stream[tuple[object, InputPosition]]) -> Parse
     >>> [e.symbol for e in good], [d.reason for d in bad]
     (['A'], ['invalid_json'])
     """
-    parsed = op.flat_map_batch("parse_batch", up, parse_batch)
+    parsed = op.flat_map_batch("parse_batch", up, _counted_parse_batch)
     split = op.branch("split", parsed, _is_envelope)
     return ParseOut(envelopes=split.trues, dead_letters=cast(Stream[DeadLetter], split.falses))

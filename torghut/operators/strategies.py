@@ -26,6 +26,7 @@ from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.frozen import FrozenMap
 from torghut.contracts.signal import SymbolWatermark
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
+from torghut.metrics import METRICS
 from torghut.strategies.base import IntentDraft, StrategyParams, StrategyPlugin
 from torghut.strategies.config import RuntimeConfig
 from torghut.strategies.guard import begin_evaluation, end_evaluation, install_network_guard
@@ -136,6 +137,12 @@ class StrategyRuntime:
         msg = f"unsupported strategies snapshot {found!r} (expected RuntimeState version {STATE_VERSION})"
         raise ValueError(msg)
 
+    def totals(self) -> dict[str, tuple[int, int, int, float]]:
+        """Cumulative ``(events, intents, errors, latency_ms)`` per strategy, for per-batch deltas."""
+        return {
+            sid: (c.events, c.intents, c.errors, c.latency_ms_total) for sid, c in self.counters().items()
+        }
+
     def counters(self) -> dict[str, StrategyCounters]:
         """Return a copy of the per-strategy counters, by strategy id."""
         return {s.definition.strategy_id: dataclasses.replace(s.counters) for s in self._slots}
@@ -224,6 +231,8 @@ class StrategyRuntime:
 
 
 def _check_drafts(drafts: object) -> None:
+    if drafts == ():  # most evaluations emit nothing
+        return
     if not isinstance(drafts, list | tuple) or not all(isinstance(d, IntentDraft) for d in drafts):
         msg = f"evaluate must return (Sequence[IntentDraft], state); got drafts {drafts!r}"
         raise PluginOutputError(msg)
@@ -295,12 +304,18 @@ class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, Runtim
         """Evaluate each vector in order; intents and errors go downstream in evaluation order."""
         out: list[StrategyOutput] = []
         fallback = self._fallback
-        for fv in values:
-            self._state, intents, errors = self._runtime.evaluate(self._state, fv)
-            out.extend(intents)
-            out.extend(errors)
-            if fallback is not None and not intents:
-                out.extend(fallback(fv))
+        before = self._runtime.totals()
+        try:
+            for fv in values:
+                self._state, intents, errors = self._runtime.evaluate(self._state, fv)
+                out.extend(intents)
+                out.extend(errors)
+                if fallback is not None and not intents:
+                    out.extend(fallback(fv))
+        except Exception:
+            METRICS.runtime_unhandled_exceptions.inc()
+            raise
+        publish_batch_metrics(before, self._runtime.totals())
         if values:
             last = values[-1]
             out.append(SymbolWatermark(last.symbol, last.event_ts))
@@ -308,7 +323,27 @@ class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, Runtim
 
     def snapshot(self) -> RuntimeState:
         """Return the (immutable) state; bytewax pickles it."""
+        METRICS.recovery_snapshots.inc()
         return self._state
+
+
+CounterTotals = dict[str, tuple[int, int, int, float]]
+
+
+def publish_batch_metrics(before: CounterTotals, after: CounterTotals) -> None:
+    """Push one symbol batch's per-strategy deltas to Prometheus (events, intents, errors, latency)."""
+    for strategy_id, (events, intents, errors, latency_ms) in after.items():
+        was = before.get(strategy_id, (0, 0, 0, 0.0))
+        if events == was[0]:
+            continue
+        bound = METRICS.strategies.for_strategy(strategy_id)
+        bound.events.inc(events - was[0])
+        if intents != was[1]:
+            bound.intents.inc(intents - was[1])
+        if errors != was[2]:
+            bound.errors.inc(errors - was[2])
+        bound.breaker_open.set(1 if errors - was[2] == events - was[0] else 0)
+        bound.latency.observe(latency_ms - was[3])
 
 
 @dataclass(frozen=True)

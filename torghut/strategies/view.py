@@ -61,9 +61,10 @@ class FeatureView(Mapping[str, Any]):
 
     def decimal(self, name: str) -> Decimal | None:
         """Return the feature as a ``Decimal``, or ``None`` when missing or not numeric (torghut's rule)."""
-        self._check(name)
+        if name not in self._declared:
+            raise UndeclaredFeatureError(name, self._declared)
         value = self._values.get(name)
-        if value is None or isinstance(value, Decimal):
+        if value is None or type(value) is Decimal:  # the normalizer's values: the hot path
             return value
         if isinstance(value, bool):
             return None

@@ -1,0 +1,455 @@
+"""The engine as a service: a real source, the engine, PostgreSQL for every record, and the broker.
+
+:func:`build_service_flow` wires the configured source (ClickHouse ``ta_signals``, a Kafka topic or a
+signal file) into :func:`~torghut.dataflow.build.wire_engine` and every persisted record into one
+:class:`~torghut.connectors.postgres.PostgresDynamicSink` (idempotent upserts keyed by deterministic ids).
+:func:`run_service` prepares the database, the recovery store and the metrics endpoint, then runs it.
+
+What is persisted: strategy intents (and their strategy versions), symbol and portfolio intents,
+decisions, rejections, execution reports, dead letters, and strategy errors as dead letters of stage
+``strategy``; the catalog's strategies are written at start. Dropped intents, order intents (the
+``executions`` row holds the order) and the final account view are not.
+
+Ingest cursor (ClickHouse source only), the exact semantics:
+
+* every normalized input batch yields an ingest mark, its greatest ``(event_ts, symbol, seq)``, that
+  travels to the account stage and is ordered there at the end of its row's aggregation window;
+* when the account stage releases marks it emits one checkpoint, the greatest released position, after
+  the decisions, rejections and executions of that release; the sink writes it to ``trade_cursor``
+  (source ``clickhouse``) last, in the same transaction as those records. A committed cursor therefore
+  never runs ahead of the decisions of the rows it covers. Dead letters take a shorter path to the same
+  sink and are written in the same or an earlier transaction;
+* at start the source resumes from bytewax recovery state when there is some, else from
+  ``trade_cursor``, else from ``now - lookback`` (or, with ``start: earliest``, before the table's
+  first row);
+* with one shard (the default) rows arrive in cursor order and the cursor is exact. With several shards
+  one shard may run ahead of another, and a cold start from ``trade_cursor`` (no recovery state) may then
+  skip rows of the slower shard; with recovery state every shard resumes from its own snapshot.
+
+Unreachable services: the PostgreSQL sink retries a batch with exponential backoff (5 s cap, a
+``PostgresSink: write ... failed ... retrying`` warning per attempt) for ``postgres.max_attempts``
+attempts, blocking the flow meanwhile, so nothing is lost; start-up waits for PostgreSQL the same way.
+The ClickHouse source backs off on failed polls (``ClickHouse poll failed ... retry in``).
+
+Broker: a retryable :class:`~torghut.connectors.alpaca.AlpacaError` (outcome unknown, throttled,
+5xx) does not stop the flow: :class:`RetryTolerantAdapter` reports the order with status
+``retry_pending`` and the retryable reason under its client order id, and a later submission of the
+same decision (a replay) finds any order the broker did place by that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+import clickhouse_connect
+import psycopg
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import run_main
+
+from torghut.connectors.alpaca import AlpacaAdapter, AlpacaConfig, AlpacaError
+from torghut.connectors.broker import DryRunAdapter, ExecutionAdapter
+from torghut.connectors.clickhouse import (
+    ClickHouseSource,
+    PollSettings,
+    ReaderSettings,
+    SignalCursor,
+    TableRef,
+    create_ta_signals,
+)
+from torghut.connectors.kafka import publish_json, signal_input
+from torghut.connectors.postgres import PostgresDynamicSink, PostgresSink, TradeCursor, load_cursor, migrate
+from torghut.connectors.replay_file import ReplayFileSource
+from torghut.contracts.account import AccountSnapshot
+from torghut.contracts.decision import Rejection, TradeDecision
+from torghut.contracts.execution import ExecutionReport
+from torghut.contracts.frozen import freeze
+from torghut.contracts.portfolio import OrderIntent, PortfolioIntent, SymbolIntent
+from torghut.contracts.signal import DeadLetter
+from torghut.contracts.strategy import StrategyError, StrategyIntent
+from torghut.dataflow.build import wire_engine
+from torghut.dataflow.service_config import (
+    ClickHouseSourceConfig,
+    KafkaSourceConfig,
+    ServiceConfig,
+)
+from torghut.metrics import parse_metrics_address, serve_metrics
+from torghut.operators.account import IngestCheckpoint
+from torghut.strategies.catalog import Catalog, load_catalog
+from torghut.strategies.registry import default_registry
+
+logger = logging.getLogger(__name__)
+
+SERVICE_FLOW_ID = "torghut_service"
+CURSOR_SOURCE = "clickhouse"
+RETRY_PENDING = "retry_pending"
+
+_PASSED_THROUGH = (
+    StrategyIntent,
+    SymbolIntent,
+    PortfolioIntent,
+    TradeDecision,
+    Rejection,
+    ExecutionReport,
+    AccountSnapshot,
+    DeadLetter,
+)
+
+
+def to_persisted(record: object) -> object | None:
+    """Map an engine record to what the PostgreSQL sink stores; None for records with no table.
+
+    >>> to_persisted(IngestCheckpoint("clickhouse", datetime.fromisoformat("2026-02-19T14:30:00+00:00"),
+    ...                               7, "NVDA"))
+    TradeCursor(source='clickhouse', cursor_at=datetime.datetime(2026, 2, 19, 14, 30, tzinfo=datetime.timezone.utc), cursor_seq=7, cursor_symbol='NVDA')
+    """  # noqa: E501
+    if isinstance(record, _PASSED_THROUGH):
+        return record
+    if isinstance(record, IngestCheckpoint):
+        return TradeCursor(record.source, record.cursor_at, record.cursor_seq, record.cursor_symbol)
+    if isinstance(record, StrategyError):
+        raw = {
+            "strategy_id": record.strategy_id,
+            "strategy_type": record.strategy_type,
+            "plugin_id": record.plugin_id,
+            "seq": record.seq,
+        }
+        reason = f"strategy_error:{record.strategy_id}:{record.reason}"
+        return DeadLetter("strategy", reason, raw, None, record.symbol, record.event_ts)
+    return None
+
+
+class RetryTolerantAdapter:
+    """Wraps a broker adapter so a failed submission becomes a report instead of stopping the flow.
+
+    A retryable :class:`AlpacaError` becomes a ``retry_pending`` report and any other an ``rejected``
+    one; both keep the order's ``client_order_id`` and carry ``reason`` and ``retryable`` in ``raw``.
+    """
+
+    __slots__ = ("_clock", "_inner")
+
+    def __init__(self, inner: ExecutionAdapter, clock: Callable[[], datetime] | None = None) -> None:
+        self._inner = inner
+        self._clock = clock
+
+    @property
+    def name(self) -> str:
+        """The wrapped adapter's name."""
+        return self._inner.name
+
+    def submit(self, order: OrderIntent) -> ExecutionReport:
+        """Submit through the wrapped adapter; a broker error becomes a report."""
+        try:
+            return self._inner.submit(order)
+        except AlpacaError as error:
+            status = RETRY_PENDING if error.retryable else "rejected"
+            logger.warning(
+                "broker submit failed client_order_id=%s retryable=%s: %s",
+                order.client_order_id,
+                error.retryable,
+                error.reason,
+            )
+            return ExecutionReport(
+                client_order_id=order.client_order_id,
+                broker_order_id="",
+                account=order.account,
+                symbol=order.symbol,
+                side=order.side,
+                qty=order.qty,
+                filled_qty=Decimal(0),
+                avg_fill_price=None,
+                fee=Decimal(0),
+                status=status,
+                adapter=self._inner.name,
+                event_ts=order.event_ts if self._clock is None else self._clock(),
+                raw=freeze({"reason": error.reason, "retryable": error.retryable}),
+            )
+
+    def get_by_client_order_id(self, client_order_id: str) -> ExecutionReport | None:
+        """Look the order up in the wrapped adapter."""
+        return self._inner.get_by_client_order_id(client_order_id)
+
+    def account_snapshot(self) -> AccountSnapshot:
+        """The wrapped adapter's account snapshot."""
+        return self._inner.account_snapshot()
+
+
+def build_adapter(config: ServiceConfig) -> ExecutionAdapter | None:
+    """Return the configured execution adapter; None means the account stage's own paper adapter.
+
+    Raises:
+        ValueError: ``alpaca`` without valid ``APCA_*`` settings (the message names the variable).
+    """
+    kind = config.adapter_kind
+    if kind == "paper":
+        return None
+    if kind == "dry_run":
+        return DryRunAdapter(config.engine.account.account, datetime(1970, 1, 1, tzinfo=UTC))
+    alpaca = AlpacaConfig.from_env()
+    if alpaca.live_blocked:
+        logger.warning("TRADING_MODE=live without TRADING_LIVE_ENABLED=true: every order will be refused")
+    return RetryTolerantAdapter(AlpacaAdapter(alpaca))
+
+
+def with_adapter_account(config: ServiceConfig) -> ServiceConfig:
+    """Label the account stage with Alpaca's account label when the adapter is alpaca (orders must match)."""
+    if config.adapter_kind != "alpaca":
+        return config
+    label = AlpacaConfig.from_env().account_label
+    engine = config.engine
+    account = engine.account.model_copy(update={"account": label})
+    return config.model_copy(update={"engine": engine.model_copy(update={"account": account})})
+
+
+class _ClickHouseClients:
+    """Makes clickhouse-connect clients; the DSN (which may hold a password) stays out of ``repr``."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+
+    def __call__(self) -> Any:
+        return clickhouse_connect.get_client(dsn=self._dsn)
+
+    def __repr__(self) -> str:
+        return "_ClickHouseClients(dsn=<redacted>)"
+
+
+def _clickhouse_source(
+    source: ClickHouseSourceConfig, *, once: bool, until: datetime | None, start_cursor: SignalCursor | None
+) -> ClickHouseSource:
+    settings = ReaderSettings(
+        table=source.table,
+        batch_size=source.batch_size,
+        lookback_minutes=source.lookback_minutes,
+        fast_forward=source.fast_forward,
+        cursor_rule="exact",
+    )
+    return ClickHouseSource(
+        _ClickHouseClients(source.client_dsn()),
+        shards=source.shards,
+        settings=settings,
+        poll=PollSettings(poll_interval_s=source.poll_interval_s, once=once),
+        start_cursor=start_cursor,
+        until=until,
+    )
+
+
+def build_service_flow(
+    config: ServiceConfig,
+    *,
+    once: bool = False,
+    until: datetime | None = None,
+    start_cursor: SignalCursor | None = None,
+    adapter: ExecutionAdapter | None = None,
+    catalog: Catalog | None = None,
+) -> Dataflow:
+    """Wire the configured source, the engine and the PostgreSQL sink (and the Kafka intents topic).
+
+    Args:
+        config: The service configuration.
+        once: End at the end of the available input (ClickHouse: the first empty poll; Kafka: the end
+            of the topic) instead of waiting for more.
+        until: ClickHouse only: read no row after this time and end once the range is complete.
+        start_cursor: ClickHouse only: where partitions without recovery state start.
+        adapter: The execution adapter; None keeps the paper adapter.
+        catalog: The loaded catalog (loaded from ``config.catalog`` when None).
+    """
+    registry = default_registry()
+    catalog = catalog if catalog is not None else load_catalog(config.catalog, registry)
+    flow = Dataflow(SERVICE_FLOW_ID)
+    source = config.source
+    cursor_source: str | None = None
+    source_errors: list[Stream[Any]] = []
+    if isinstance(source, ClickHouseSourceConfig):
+        clickhouse = _clickhouse_source(source, once=once, until=until, start_cursor=start_cursor)
+        raw: Stream[Any] = op.input("clickhouse_in", flow, clickhouse)
+        cursor_source = CURSOR_SOURCE
+    elif isinstance(source, KafkaSourceConfig):
+        kafka = signal_input(
+            "kafka_in", flow, brokers=list(source.brokers), topic=source.topic, tail=not once,
+            batch_size=source.batch_size,
+        )  # fmt: skip
+        raw, source_errors = kafka.oks, [kafka.errs]
+    else:
+        file_source = ReplayFileSource(source.path, shards=source.shards, batch_size=source.batch_size)
+        raw = op.input("file_in", flow, file_source)
+    streams = wire_engine(raw, catalog, registry, config.engine, cursor_source=cursor_source, adapter=adapter)
+    records = op.merge("all_records", streams.records, *source_errors) if source_errors else streams.records
+    persisted = op.filter_map("persisted", records, to_persisted)
+    sink = PostgresDynamicSink(
+        config.postgres.dsn.get_secret_value(),
+        max_attempts=config.postgres.max_attempts,
+        backoff_max_s=config.postgres.backoff_max_s,
+    )
+    op.output("postgres_out", persisted, sink)
+    if isinstance(source, KafkaSourceConfig) and source.intents_topic:
+        published = op.filter("published", records, lambda r: isinstance(r, StrategyIntent | TradeDecision))
+        publish_json("kafka_intents_out", published, brokers=list(source.brokers), topic=source.intents_topic)
+    return flow
+
+
+def wait_for_postgres(dsn: str, *, attempts: int, backoff_max_s: float = 5.0) -> None:
+    """Block until PostgreSQL accepts a connection, logging every failed try.
+
+    Raises:
+        psycopg.OperationalError: still unreachable after ``attempts`` tries.
+    """
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            with psycopg.connect(dsn, connect_timeout=5):
+                return
+        except psycopg.OperationalError as error:
+            if attempt == attempts:
+                raise
+            reason = str(error).strip()
+            logger.warning("PostgreSQL unreachable (try %d), retrying in %.1f s: %s", attempt, delay, reason)
+            time.sleep(delay)
+            delay = min(delay * 2, backoff_max_s)
+
+
+def prepare_database(config: ServiceConfig, catalog: Catalog) -> list[int]:
+    """Wait for PostgreSQL, apply pending migrations (when enabled) and write the catalog's strategies.
+
+    Returns:
+        The migration versions applied.
+    """
+    dsn = config.postgres.dsn.get_secret_value()
+    wait_for_postgres(dsn, attempts=config.postgres.max_attempts, backoff_max_s=config.postgres.backoff_max_s)
+    applied = migrate(dsn) if config.postgres.migrate else []
+    sink = PostgresSink(dsn, max_attempts=config.postgres.max_attempts)
+    try:
+        sink.write_batch(catalog.definitions)
+    finally:
+        sink.close()
+    return applied
+
+
+def start_cursor_for(config: ServiceConfig) -> SignalCursor | None:
+    """Return the ClickHouse start cursor.
+
+    It is ``trade_cursor`` when stored, else (``start: earliest``) just before the table's first row,
+    else None (``now - lookback``).
+    """
+    source = config.source
+    if not isinstance(source, ClickHouseSourceConfig):
+        return None
+    with psycopg.connect(config.postgres.dsn.get_secret_value()) as conn:
+        stored = load_cursor(conn, CURSOR_SOURCE)
+    if stored is not None and stored.cursor_at is not None:
+        return SignalCursor(stored.cursor_at, stored.cursor_seq, stored.cursor_symbol)
+    if source.start != "earliest":
+        return None
+    client = _ClickHouseClients(source.client_dsn())()
+    table = TableRef.parse(source.table)
+    first = client.query(f"SELECT min(event_ts), count() FROM {table.database}.{table.table}").result_rows[0]
+    if not first[1]:
+        return None
+    at: datetime = first[0]
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return SignalCursor(at - timedelta(milliseconds=1))
+
+
+def ensure_signal_table(config: ServiceConfig) -> None:
+    """Create the ClickHouse signal table when the source asks for it (``create_table: true``)."""
+    source = config.source
+    if isinstance(source, ClickHouseSourceConfig) and source.create_table:
+        create_ta_signals(_ClickHouseClients(source.client_dsn())(), source.table, ttl_days=None)
+
+
+def recovery_config(directory: Path) -> RecoveryConfig:
+    """Return bytewax's recovery configuration, creating one partition in an empty directory first."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.iterdir()):
+        init_db_dir(directory, 1)
+        logger.info("created bytewax recovery partitions in %s", directory)
+    return RecoveryConfig(directory)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRun:
+    """What one run did: migrations applied, start cursor, and the database's counts afterwards."""
+
+    applied_migrations: list[int]
+    start_cursor: SignalCursor | None
+    counts: dict[str, int]
+    elapsed_s: float
+
+
+SUMMARY_QUERIES: dict[str, str] = {
+    "decisions": "SELECT count(*) FROM trade_decisions",
+    "orders": "SELECT count(*) FROM executions",
+    "fills": "SELECT count(*) FROM executions WHERE status = 'filled'",
+    "rejections": "SELECT count(*) FROM rejections",
+    "dead_letters": "SELECT count(*) FROM dead_letters",
+    "strategy_intents": "SELECT count(*) FROM strategy_intents",
+}
+
+
+def summarize(dsn: str) -> dict[str, int]:
+    """Count decisions, orders, fills, rejections, dead letters and strategy intents in PostgreSQL."""
+    counts: dict[str, int] = {}
+    with psycopg.connect(dsn) as conn:
+        for name, query in SUMMARY_QUERIES.items():
+            row = conn.execute(query.encode()).fetchone()
+            counts[name] = int(str(row[0])) if row is not None else 0
+    return counts
+
+
+def run_service(
+    config: ServiceConfig,
+    *,
+    once: bool = False,
+    until: datetime | None = None,
+    say: Callable[[str], None] = logger.info,
+) -> ServiceRun:
+    """Prepare the database, recovery store and metrics, then run the flow until it ends or is interrupted.
+
+    Args:
+        config: The service configuration.
+        once: Stop at the end of the available input.
+        until: ClickHouse only: stop once every row up to this time is processed.
+        say: Where progress lines go (the CLI prints them).
+    """
+    started = time.perf_counter()
+    config = with_adapter_account(config)
+    catalog = load_catalog(config.catalog, default_registry())
+    say(f"catalog {config.catalog}: {len(catalog.definitions)} strategies")
+    applied = prepare_database(config, catalog)
+    say(f"{config.postgres.describe()}: migrations applied {applied or 'none (up to date)'}")
+    ensure_signal_table(config)
+    start = start_cursor_for(config)
+    say(f"source {config.source.describe()}" + (f", start cursor {start}" if start is not None else ""))
+    metrics = None
+    if config.metrics_address is not None:
+        host, port = parse_metrics_address(config.metrics_address)
+        metrics = serve_metrics(host, port)
+        say(f"metrics on http://{metrics.address}:{metrics.port}/metrics")
+    recovery = None
+    if config.recovery_dir is not None:
+        recovery = recovery_config(config.recovery_dir)
+        say(f"recovery in {config.recovery_dir}, snapshots every {config.snapshot_interval_s} s")
+    adapter = build_adapter(config)
+    say(f"adapter {config.adapter_kind}, account {config.engine.account.account}")
+    flow = build_service_flow(
+        config, once=once, until=until, start_cursor=start, adapter=adapter, catalog=catalog
+    )
+    try:
+        run_main(
+            flow,
+            epoch_interval=timedelta(seconds=config.snapshot_interval_s),
+            recovery_config=recovery,
+        )
+    finally:
+        if metrics is not None:
+            metrics.close()
+    counts = summarize(config.postgres.dsn.get_secret_value())
+    return ServiceRun(applied, start, counts, time.perf_counter() - started)

@@ -1,0 +1,274 @@
+"""The service's configuration: where signals come from, where records go, the broker, recovery, metrics.
+
+:class:`ServiceConfig` composes the engine's :class:`~torghut.dataflow.config.EngineConfig` with the
+service's own sections. One YAML file holds both: the engine sections (``runtime``, ``aggregation``,
+``allocation``, ``account``, ``trading``) and the service sections (``source``, ``postgres``, ``adapter``,
+``catalog``, ``metrics_address``, ``recovery_dir``, ``snapshot_interval_s``)::
+
+    source: {kind: clickhouse, host: torghut-clickhouse, port: 8123, password: "...", shards: 1}
+    postgres: {dsn: "postgresql://torghut@db:5432/torghut"}
+    adapter: {kind: alpaca}
+    catalog: /etc/torghut/strategies.yaml
+    recovery_dir: /var/lib/torghut/recovery
+    account: {release_lateness_s: 2}
+
+Environment variables override the file: torghut's engine variables (``TRADING_*``), the PostgreSQL DSN
+(:data:`DATABASE_URL_ENV`), the metrics address (:data:`METRICS_ADDRESS_ENV`) and torghut's signal
+settings ``TRADING_SIGNAL_TABLE``, ``TRADING_SIGNAL_BATCH_SIZE``, ``TRADING_SIGNAL_LOOKBACK_MINUTES``.
+The Alpaca adapter reads its keys and switches (``APCA_*``, ``TRADING_MODE``, ``TRADING_LIVE_ENABLED``)
+from the environment only. Secrets are :class:`~pydantic.SecretStr`: never in ``repr``, logs or dumps.
+
+The service differs from the replay in one default: the account stage releases windows that are
+``release_lateness_s = 2`` seconds old in event time instead of holding everything to the end of input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from torghut.connectors.clickhouse import DEFAULT_SIGNAL_TABLE
+from torghut.dataflow.config import ConfigError, EngineConfig, engine_config_from_data
+
+DATABASE_URL_ENV = "TORGHUT_DATABASE_URL"
+"""The PostgreSQL DSN (``postgresql://user:password@host:5432/db``); overrides ``postgres.dsn``."""
+
+METRICS_ADDRESS_ENV = "TORGHUT_METRICS_ADDRESS"
+"""``host:port`` of ``/metrics`` (``off`` disables it); overrides ``metrics_address``."""
+
+SERVICE_LATENESS_S = 2
+"""The service's default ``account.release_lateness_s``."""
+
+DEFAULT_CATALOG = Path("examples/strategies.yaml")
+
+_ENGINE_SECTIONS = frozenset(EngineConfig.model_fields)
+_SIGNAL_ENV = {
+    "TRADING_SIGNAL_TABLE": "table",
+    "TRADING_SIGNAL_BATCH_SIZE": "batch_size",
+    "TRADING_SIGNAL_LOOKBACK_MINUTES": "lookback_minutes",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ClickHouseSourceConfig(_Section):
+    """``ta_signals`` in ClickHouse, read incrementally from torghut's cursor.
+
+    Attributes:
+        dsn: A clickhouse-connect DSN (``chdb:///abs/path``, ``chdb://memory``, ``http://...``); when set,
+            the host fields are ignored. Secret: it may hold a password.
+        host: HTTP host (``TA_CLICKHOUSE_URL``'s host in torghut).
+        port: HTTP port.
+        user: ClickHouse user.
+        password: ClickHouse password.
+        secure: Use HTTPS.
+        table: ``database.table`` of the signals.
+        shards: Symbol shards (bytewax partitions). Keep 1 with one worker: one shard reads in exact
+            cursor order, which the committed ``trade_cursor`` relies on (see ``service.py``).
+        batch_size: Rows per poll.
+        lookback_minutes: Start ``now - lookback`` when no cursor is stored; stale limit.
+        fast_forward: Move a cursor older than the lookback forward (torghut's behaviour).
+        start: ``lookback`` (torghut) or ``earliest``: with no stored cursor, start before the table's
+            first row (the local default, whose sample signals are historical).
+        poll_interval_s: Wait after an empty or partial batch.
+        create_table: Create the table when it is missing (the local default does).
+    """
+
+    kind: Literal["clickhouse"] = "clickhouse"
+    dsn: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8123, gt=0, lt=65536)
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    secure: bool = False
+    table: str = DEFAULT_SIGNAL_TABLE
+    shards: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+    lookback_minutes: float = Field(default=15.0, gt=0)
+    fast_forward: bool = True
+    start: Literal["lookback", "earliest"] = "lookback"
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    create_table: bool = False
+
+    def client_dsn(self) -> str:
+        """The clickhouse-connect DSN (secret: it may contain the password)."""
+        if self.dsn is not None:
+            return self.dsn.get_secret_value()
+        scheme = "https" if self.secure else "http"
+        password = self.password.get_secret_value()
+        auth = quote(self.user, safe="") + (f":{quote(password, safe='')}" if password else "")
+        return f"{scheme}://{auth}@{self.host}:{self.port}"
+
+    def describe(self) -> str:
+        """Where the signals come from, without secrets."""
+        if self.dsn is not None:
+            dsn = self.dsn.get_secret_value()
+            where = dsn if dsn.startswith("chdb:") else dsn.split("@")[-1]
+        else:
+            where = f"{self.host}:{self.port}"
+        return f"ClickHouse {where} table {self.table}"
+
+
+class KafkaSourceConfig(_Section):
+    """The TA signal topic (TaSignal JSON); offsets live in the bytewax recovery snapshots.
+
+    Attributes:
+        brokers: ``host:port`` bootstrap servers.
+        topic: The signal topic.
+        batch_size: Records per poll.
+        intents_topic: When set, strategy intents and decisions are also published there as JSON.
+    """
+
+    kind: Literal["kafka"]
+    brokers: tuple[str, ...] = Field(min_length=1)
+    topic: str
+    batch_size: int = Field(default=1000, ge=1)
+    intents_topic: str | None = None
+
+    def describe(self) -> str:
+        """Where the signals come from."""
+        return f"Kafka {','.join(self.brokers)} topic {self.topic}"
+
+
+class FileSourceConfig(_Section):
+    """A recorded signal file (JSONL rows or envelopes): bounded, for tests and back-fills.
+
+    Attributes:
+        path: The signal file.
+        shards: Symbol shards.
+        batch_size: Rows per batch.
+    """
+
+    kind: Literal["file"]
+    path: Path
+    shards: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=1000, ge=1)
+
+    def describe(self) -> str:
+        """Where the signals come from."""
+        return f"file {self.path}"
+
+
+SourceConfig = Annotated[
+    ClickHouseSourceConfig | KafkaSourceConfig | FileSourceConfig, Field(discriminator="kind")
+]
+
+
+class PostgresConfig(_Section):
+    """Where every record is persisted.
+
+    Attributes:
+        dsn: The DSN (:data:`DATABASE_URL_ENV` overrides it).
+        migrate: Apply pending migrations at start.
+        max_attempts: Write attempts per batch while PostgreSQL is unreachable; the service default
+            waits about 58 days at the 5 s cap, which is "until it is back".
+        backoff_max_s: Longest wait between two attempts.
+    """
+
+    dsn: SecretStr
+    migrate: bool = True
+    max_attempts: int = Field(default=1_000_000, ge=1)
+    backoff_max_s: float = Field(default=5.0, gt=0)
+
+    def describe(self) -> str:
+        """The server and database, without credentials."""
+        return "PostgreSQL " + self.dsn.get_secret_value().split("@")[-1]
+
+
+class AdapterConfig(_Section):
+    """The execution adapter orders go to.
+
+    Attributes:
+        kind: ``paper`` (the default: simulated fills in event time), ``alpaca`` (alpaca-py with torghut's
+            ``APCA_*``, ``TRADING_MODE``, ``TRADING_LIVE_ENABLED``; live orders need both switches) or
+            ``dry_run``. None takes ``TRADING_EXECUTION_ADAPTER``.
+    """
+
+    kind: Literal["paper", "alpaca", "dry_run"] | None = None
+
+
+class ServiceConfig(_Section):
+    """Everything ``torghut run`` needs.
+
+    Attributes:
+        source: The signal source.
+        postgres: The database.
+        adapter: The execution adapter.
+        catalog: The strategy catalog.
+        metrics_address: ``host:port`` of ``/metrics``; None disables it.
+        recovery_dir: bytewax recovery directory (created with one partition on first use); None runs
+            without recovery (state restarts empty; the ClickHouse cursor still resumes from
+            ``trade_cursor``).
+        snapshot_interval_s: Epoch length: how often state is snapshotted (and sinks flushed).
+        engine: The engine's configuration tree.
+    """
+
+    source: SourceConfig
+    postgres: PostgresConfig
+    adapter: AdapterConfig = AdapterConfig()
+    catalog: Path = DEFAULT_CATALOG
+    metrics_address: str | None = "127.0.0.1:9464"
+    recovery_dir: Path | None = None
+    snapshot_interval_s: float = Field(default=10.0, gt=0)
+    engine: EngineConfig = EngineConfig()
+
+    @property
+    def adapter_kind(self) -> Literal["paper", "alpaca", "dry_run"]:
+        """The adapter in use: the ``adapter`` section, else ``TRADING_EXECUTION_ADAPTER``."""
+        return self.adapter.kind or self.engine.trading.trading_execution_adapter
+
+
+def service_config_from_data(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, where: str = ""
+) -> ServiceConfig:
+    """Build the service configuration from file sections and the environment.
+
+    Raises:
+        ConfigError: a section or value is invalid; the message names it.
+    """
+    env = os.environ if environ is None else environ
+    engine_data = {k: v for k, v in data.items() if k in _ENGINE_SECTIONS}
+    service_data = {k: v for k, v in data.items() if k not in _ENGINE_SECTIONS}
+    account = dict(engine_data.get("account") or {})
+    account.setdefault("release_lateness_s", SERVICE_LATENESS_S)
+    engine_data["account"] = account
+    engine = engine_config_from_data(engine_data, env, where=where)
+    source = dict(service_data.get("source") or {})
+    if source.get("kind", "clickhouse") == "clickhouse":
+        source.update({field: env[name] for name, field in _SIGNAL_ENV.items() if env.get(name)})
+    service_data["source"] = source
+    if env.get(DATABASE_URL_ENV):
+        service_data["postgres"] = {**(service_data.get("postgres") or {}), "dsn": env[DATABASE_URL_ENV]}
+    if env.get(METRICS_ADDRESS_ENV):
+        value = env[METRICS_ADDRESS_ENV].strip()
+        service_data["metrics_address"] = None if value.lower() in {"off", "none", ""} else value
+    try:
+        return ServiceConfig.model_validate({**service_data, "engine": engine})
+    except ValidationError as exc:
+        msg = f"invalid service configuration{where}:\n{exc}"
+        raise ConfigError(msg) from exc
+
+
+def load_service_config(path: Path, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+    """Read the service configuration from a YAML file and the environment.
+
+    Raises:
+        ConfigError: the file is unreadable or a value is invalid.
+    """
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        msg = f"cannot read service configuration {path}: {exc}"
+        raise ConfigError(msg) from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        msg = f"{path}: expected a mapping of sections, found {type(loaded).__name__}"
+        raise ConfigError(msg)
+    return service_config_from_data(dict(loaded or {}), environ, where=f" in {path}")
