@@ -64,12 +64,23 @@ def replay(
     starting_equity: Annotated[
         float | None, typer.Option(min=0.01, help="Paper account starting equity (default 100000).")
     ] = None,
+    recovery_dir: Annotated[
+        Path | None,
+        typer.Option(help="bytewax recovery directory: snapshot state there and resume an unfinished run."),
+    ] = None,
+    snapshot_interval: Annotated[
+        float, typer.Option(min=0.001, help="Seconds between recovery snapshots (with --recovery-dir).")
+    ] = 1.0,
+    metrics_address: Annotated[
+        str | None, typer.Option(help="Serve Prometheus /metrics on HOST:PORT during the replay.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Replay a signal file through the real flow and write intents, dead letters and digests."""
+    """Replay a signal file through the real flow and write intents, decisions, orders and digests."""
     from torghut.dataflow.build import FlowSpec
     from torghut.dataflow.config import ConfigError, load_engine_config
     from torghut.dataflow.replay import ReplayError, run_replay
+    from torghut.recovery.store import RecoveryStoreError
     from torghut.strategies.catalog import CatalogError, load_catalog
     from torghut.strategies.registry import default_registry
 
@@ -93,7 +104,15 @@ def replay(
         shards=shards,
         emit_features=emit_features,
         engine=engine,
+        recovery_dir=recovery_dir.resolve() if recovery_dir is not None else None,
+        snapshot_interval_s=snapshot_interval,
     )
+    if metrics_address is not None:
+        from torghut.metrics import parse_metrics_address, serve_metrics
+
+        host, port = parse_metrics_address(metrics_address)
+        server = serve_metrics(host, port)
+        console.print(f"serving metrics on http://{host}:{server.port}/metrics", highlight=False)
     console.print(
         f"replaying [bold]{signals}[/] with [bold]{catalog}[/]: {processes} process(es), "
         f"batch size {batch_size}, {shards or processes} shard(s) -> {out_dir}",
@@ -116,7 +135,7 @@ def replay(
                 processes=processes,
                 on_progress=lambda fraction: progress.update(task, completed=fraction),
             )
-        except ReplayError as exc:
+        except (ReplayError, RecoveryStoreError) as exc:
             raise _fail(str(exc)) from exc
     table = Table(
         title=f"replay of {result.events_in:,} events in {result.elapsed_s:.2f} s", title_justify="left"
@@ -356,3 +375,7 @@ def run(
 def main() -> None:
     """Entry point of the ``torghut`` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

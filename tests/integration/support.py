@@ -71,7 +71,13 @@ def counts(dsn: str) -> dict[str, int]:
     """Rows per table."""
     with psycopg.connect(dsn) as conn:
         return {
-            table: int(str(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]))  # type: ignore[index]
+            table: int(
+                str(
+                    conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[
+                        0
+                    ]
+                )
+            )  # type: ignore[index]
             for table in TABLES
         }
 

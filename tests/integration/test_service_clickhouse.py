@@ -31,7 +31,17 @@ def table() -> Iterator[tuple[Any, str]]:
     client.command(f"DROP DATABASE IF EXISTS {database}")
 
 
-BAD_COLUMNS = ["symbol", "event_ts", "seq", "ingest_ts", "window_size", "macd", "macd_signal", "rsi14", "vwap_session"]
+BAD_COLUMNS = [
+    "symbol",
+    "event_ts",
+    "seq",
+    "ingest_ts",
+    "window_size",
+    "macd",
+    "macd_signal",
+    "rsi14",
+    "vwap_session",
+]
 
 
 def _bad_rows() -> list[list[Any]]:
@@ -62,7 +72,8 @@ def test_b_bad_rows_end_as_dead_letters_good_rows_as_decisions_and_paper_fills(
         cursor = load_cursor(conn, "clickhouse")
         statuses = dict(conn.execute("SELECT status, count(*) FROM executions GROUP BY 1").fetchall())
     assert any(
-        stage == "parse" and reason == "invalid_symbol" and "BAD SYMBOL!" in raw for _, stage, reason, raw in letters
+        stage == "parse" and reason == "invalid_symbol" and "BAD SYMBOL!" in raw
+        for _, stage, reason, raw in letters
     ), letters
     assert any(s == "NORSI" and stage == "normalize" for s, stage, _, _ in letters), letters
     assert result.counts["decisions"] > 0

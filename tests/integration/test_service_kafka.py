@@ -32,7 +32,12 @@ def ta_signal(row: dict[str, Any]) -> dict[str, Any]:
         "feature_schema_version": "3.0.0",
         "is_final": True,
         "source": "ta",
-        "window": {"size": "PT1S", "step": "PT1S", "start": _iso(row["window_start"]), "end": _iso(row["window_end"])},
+        "window": {
+            "size": "PT1S",
+            "step": "PT1S",
+            "start": _iso(row["window_start"]),
+            "end": _iso(row["window_end"]),
+        },
         "macd": {"macd": row["macd"], "signal": row["macd_signal"], "hist": row["macd_hist"]},
         "ema": {"ema12": row["ema12"], "ema26": row["ema26"]},
         "rsi14": row["rsi14"],

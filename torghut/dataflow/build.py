@@ -91,6 +91,10 @@ class FlowSpec(BaseModel):
     shards: int | None = None
     emit_features: bool = False
     engine: EngineConfig = EngineConfig()
+    #: bytewax recovery: snapshot every ``snapshot_interval_s`` seconds into this directory and resume
+    #: from it; ``None`` runs without recovery.
+    recovery_dir: Path | None = None
+    snapshot_interval_s: float = 1.0
 
 
 @dataclass(frozen=True)

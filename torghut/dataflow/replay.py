@@ -26,9 +26,10 @@ from bytewax.testing import run_main
 from torghut.connectors.part_files import read_count
 from torghut.connectors.replay_file import read_json_array
 from torghut.contracts.hashing import canonical_json, sha256_hex
-from torghut.dataflow.build import STREAM_TYPES, FlowSpec, build_replay_flow
+from torghut.dataflow.build import FLOW_ID, STREAM_TYPES, FlowSpec, build_replay_flow
 from torghut.dataflow.progress import ProgressFiles, read_fraction
 from torghut.recovery.replay_digest import StreamSummary, merge_stream
+from torghut.recovery.store import RecoveryStore, prepare_store
 
 STREAMS: tuple[str, ...] = tuple(STREAM_TYPES)
 
@@ -112,6 +113,43 @@ def _watch_progress(
     on_progress(read_fraction(parts_dir, shards))
 
 
+def _prepare(spec: FlowSpec, processes: int) -> tuple[FlowSpec, RecoveryStore | None]:
+    """Resolve defaults, prepare the recovery store, and reset the part files of a fresh run."""
+    if processes < 1:
+        msg = f"processes must be at least 1, got {processes}"
+        raise ValueError(msg)
+    if spec.shards is None:
+        spec = spec.model_copy(update={"shards": processes})
+    store = None
+    if spec.recovery_dir is not None:
+        store = prepare_store(
+            spec.recovery_dir,
+            flow_id=FLOW_ID,
+            shards=spec.shards or 1,
+            partitions=processes,
+            snapshot_interval_s=spec.snapshot_interval_s,
+        )
+    if (store is None or not store.resuming) and spec.parts_dir.exists():
+        # A fresh run starts from empty part files; a resumed one appends (the merge drops repeats).
+        shutil.rmtree(spec.parts_dir)
+    spec.parts_dir.mkdir(parents=True, exist_ok=True)
+    return spec, store
+
+
+def _execute(spec: FlowSpec, processes: int, store: RecoveryStore | None) -> None:
+    """Run the flow in this process, or in ``processes`` worker processes."""
+    if processes > 1:
+        spec_path = spec.parts_dir / "spec.json"
+        spec_path.write_text(spec.model_dump_json(), encoding="utf-8")
+        _run_cluster(spec_path, processes, spec.parts_dir)
+        return
+    flow = build_replay_flow(spec, ProgressFiles(spec.parts_dir))
+    if store is None:
+        run_main(flow)
+    else:
+        run_main(flow, epoch_interval=store.epoch_interval, recovery_config=store.config)
+
+
 def run_replay(
     spec: FlowSpec,
     out_dir: Path,
@@ -120,39 +158,35 @@ def run_replay(
     on_progress: Callable[[float], None] | None = None,
     extra_summary: dict[str, Any] | None = None,
 ) -> ReplayResult:
-    """Replay ``spec.signals`` through the flow; write merged outputs and ``summary.json`` to ``out_dir``."""
-    if processes < 1:
-        msg = f"processes must be at least 1, got {processes}"
-        raise ValueError(msg)
-    if spec.shards is None:
-        spec = spec.model_copy(update={"shards": processes})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parts_dir = spec.parts_dir
-    if parts_dir.exists():
-        shutil.rmtree(parts_dir)
-    parts_dir.mkdir(parents=True)
-    started = time.perf_counter()
+    """Replay ``spec.signals`` through the flow; write merged outputs and ``summary.json`` to ``out_dir``.
 
+    With ``spec.recovery_dir`` the run snapshots its state and, when the directory holds an unfinished
+    run, resumes it: the merged outputs then equal an uninterrupted run's.
+    """
+    spec, store = _prepare(spec, processes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     stop = threading.Event()
     watcher = None
     if on_progress is not None:
         watcher = threading.Thread(
-            target=_watch_progress, args=(parts_dir, spec.shards or 1, on_progress, stop), daemon=True
+            target=_watch_progress, args=(spec.parts_dir, spec.shards or 1, on_progress, stop), daemon=True
         )
         watcher.start()
     try:
-        if processes == 1:
-            run_main(build_replay_flow(spec, ProgressFiles(parts_dir)))
-        else:
-            spec_path = parts_dir / "spec.json"
-            spec_path.write_text(spec.model_dump_json(), encoding="utf-8")
-            _run_cluster(spec_path, processes, parts_dir)
+        _execute(spec, processes, store)
     finally:
         stop.set()
         if watcher is not None:
             watcher.join()
     elapsed = time.perf_counter() - started
+    extra = {"processes": processes, "resumed": store is not None and store.resuming, **(extra_summary or {})}
+    return _summarize(spec, out_dir, elapsed, extra)
 
+
+def _summarize(spec: FlowSpec, out_dir: Path, elapsed: float, extra: dict[str, Any]) -> ReplayResult:
+    """Merge the part files canonically, digest every stream and write ``summary.json``."""
+    parts_dir = spec.parts_dir
     streams = {s: merge_stream(parts_dir, s, out_dir / f"{s}.jsonl") for s in STREAMS}
     if spec.emit_features:
         streams["features"] = merge_stream(parts_dir, "features", out_dir / "features.jsonl")
@@ -165,7 +199,6 @@ def run_replay(
         "catalog": str(spec.catalog),
         "config_hash": spec.engine.fingerprint(),
         "batch_size": spec.batch_size,
-        "processes": processes,
         "shards": spec.shards,
         "events_normalized": normalized,
         "dead_letters_by_stage": dead_by_stage,
@@ -177,7 +210,7 @@ def run_replay(
             name: {"count": s.count, "sha256": s.sha256, "repeats_dropped": s.repeats_dropped}
             for name, s in streams.items()
         },
-        **(extra_summary or {}),
+        **extra,
     }
     summary["digest"] = sha256_hex({k: v["sha256"] for k, v in summary["streams"].items()})
     (out_dir / "summary.json").write_text(
