@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -39,6 +40,27 @@ _NUMERIC_MAX_INTEGER_DIGITS = 12
 _LEGACY_TYPES = frozenset(("", "static", "legacy_macd_rsi"))
 _TSMOM_TYPES = frozenset(("intraday_tsmom", "intraday_tsmom_v1", "tsmom_intraday"))
 _DEFAULT_VERSION = "1.0.0"
+# A catalog is a few dozen entries a few levels deep; anything far larger is refused before it is
+# validated, frozen or hashed (a YAML alias bomb expands to billions of values from a few hundred bytes).
+_MAX_VALUES = 100_000
+_MAX_DEPTH = 32
+_SHOW_CHARS = 200
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 6
+
+
+def _show(value: object) -> str:
+    """Return a bounded ``repr`` of a value for an error message, however large the value is."""
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an int past Python's int-to-str digit limit
+        return f"<{type(value).__name__}>"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _SHOW_CHARS else text[:_SHOW_CHARS] + "..."
 
 
 def strategy_type_from_universe_type(universe_type: str | None) -> str:
@@ -114,10 +136,13 @@ class StrategyConfig(BaseModel):
         if not value.is_finite():
             msg = "a finite number"
             raise ValueError(msg)
+        too_large = "a number that fits numeric(20,8) (at most 12 integer digits)"
+        # Checked before quantizing too: 8 places past 16 or more integer digits exceed the decimal context.
+        if value.adjusted() >= _NUMERIC_MAX_INTEGER_DIGITS:
+            raise ValueError(too_large)
         stored = value.quantize(_NUMERIC_20_8, rounding=ROUND_HALF_UP)
-        if stored.adjusted() >= _NUMERIC_MAX_INTEGER_DIGITS:
-            msg = "a number that fits numeric(20,8) (at most 12 integer digits)"
-            raise ValueError(msg)
+        if stored.adjusted() >= _NUMERIC_MAX_INTEGER_DIGITS:  # rounded up to 13 digits
+            raise ValueError(too_large)
         return stored
 
     @model_validator(mode="after")
@@ -187,25 +212,26 @@ def _entry_label(index: int, raw: object) -> str:
     if isinstance(raw, Mapping):
         for key in ("name", "strategy_id"):
             if raw.get(key) is not None:
-                return f"strategies[{index}] ({key}={raw[key]!r})"
+                return f"strategies[{index}] ({key}={_show(raw[key])})"
     return f"strategies[{index}]"
 
 
 def _describe_validation(exc: ValidationError, prefix: str = "") -> list[str]:
+    # Every value is shown bounded: an entry's input can be arbitrarily large (an alias bomb).
     messages = []
-    for err in exc.errors():
+    for err in exc.errors(include_url=False):
         field = prefix + ".".join(str(part) for part in err["loc"]) or "<entry>"
         kind = err["type"]
         if kind == "missing":
             found = "nothing"
         elif kind == "extra_forbidden":
-            found = f"unknown field with value {err['input']!r}"
+            found = f"unknown field with value {_show(err['input'])}"
         else:
-            found = repr(err["input"])
-        expected = err["msg"].removeprefix("Value error, ")
+            found = _show(err["input"])
+        expected = _clip(err["msg"].removeprefix("Value error, "))
         if kind == "extra_forbidden":
             expected = "only the fields the model declares"
-        messages.append(f"field {field!r}: expected {expected}, found {found}")
+        messages.append(f"field {_show(field)}: expected {expected}, found {found}")
     return messages
 
 
@@ -214,7 +240,7 @@ def _entries(data: Any) -> tuple[list[Any] | None, list[Finding]]:
         return [], [Finding("warning", "catalog", "the catalog is empty")]
     if isinstance(data, Mapping):
         if set(data) != {"strategies"}:
-            found = sorted(map(str, data))
+            found = _show(sorted(map(str, data)))
             msg = (
                 f"expected a list of strategies or a mapping with the single key 'strategies', found {found}"
             )
@@ -239,7 +265,7 @@ def build_definitions(
     for index, raw in enumerate(entries):
         label = _entry_label(index, raw)
         if not isinstance(raw, Mapping):
-            msg = f"expected a mapping of strategy fields, found {type(raw).__name__} {raw!r}"
+            msg = f"expected a mapping of strategy fields, found {type(raw).__name__} {_show(raw)}"
             findings.append(Finding("error", label, msg))
             continue
         try:
@@ -251,9 +277,8 @@ def build_definitions(
         strategy_id = cfg.strategy_id or name
         for seen, key, value in ((names, "name", name), (ids, "strategy_id", strategy_id)):
             if value in seen:
-                msg = (
-                    f"field {key!r}: expected a unique {key}, found {value!r} again (first in {seen[value]})"
-                )
+                again = f"{_show(value)} again (first in {seen[value]})"
+                msg = f"field {key!r}: expected a unique {key}, found {again}"
                 findings.append(Finding("error", label, msg))
             seen.setdefault(value, label)
         definition = _definition(cfg, strategy_id, label, registry, findings)
@@ -275,16 +300,18 @@ def _definition(
         if not cfg.strategy_type:
             field = "universe_type"
         installed = ", ".join(registry.keys()) or "none"
+        found = _clip(f"{strategy_type}@{version}")
         msg = (
-            f"field {field!r}: expected an installed strategy plugin, found {strategy_type}@{version}"
+            f"field {field!r}: expected an installed strategy plugin, found {found}"
             f"{' (pinned)' if pinned else ''}; installed: {installed}"
         )
         findings.append(Finding("error", label, msg))
         return None
     plugin = resolution.info.plugin
     if not pinned and len(registry.versions(plugin.strategy_type)) > 1:
+        via = resolution.via.replace("_", " ")
         msg = (
-            f"{strategy_type} is not pinned; resolved to {plugin.key} ({resolution.via.replace('_', ' ')}) "
+            f"{_clip(strategy_type)} is not pinned; resolved to {plugin.key} ({via}) "
             f"among {', '.join(registry.versions(plugin.strategy_type))} (set 'version' to pin one)"
         )
         findings.append(Finding("warning", label, msg))
