@@ -2,8 +2,8 @@
 
 Each input is either fed to ``parse_record`` as raw bytes, or used to build a row (dict or JSON) from the
 hostile pools in ``tests/fuzz/hostile.py``. The invariant is ``check_outcome``: a finite feature vector or
-a dead letter with a reason, never an exception. (Dead letters that orjson cannot read back are a known
-defect with their own tests; this harness does not stop on them.)
+a dead letter with a reason whose raw input orjson writes and whose canonical line orjson reads back,
+never an exception.
 """
 
 from __future__ import annotations

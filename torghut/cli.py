@@ -320,6 +320,10 @@ def run(
     workdir: Annotated[
         Path, typer.Option(help="Embedded defaults only: where var/chdb and var/postgres live.")
     ] = Path(),
+    metrics_address: Annotated[
+        str | None,
+        typer.Option(help="Serve /metrics on HOST:PORT (overrides the configuration; 'off' disables it)."),
+    ] = None,
 ) -> None:
     """Run the engine as a service: source -> engine -> PostgreSQL (and the broker), until interrupted.
 
@@ -353,6 +357,9 @@ def run(
             say(f"chdb ClickHouse at {services.chdb_dsn}: {data}")
             say(f"local PostgreSQL in {services.postgres_dir.absolute()} at {services.postgres.dsn}")
             service = local_service_config(services, workdir)
+        if metrics_address is not None:
+            address = None if metrics_address.lower() in {"off", "none"} else metrics_address
+            service = service.model_copy(update={"metrics_address": address})
         result = run_service(service, once=once, until=stop_at, say=say)
     except (ConfigError, PostgresServerError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc

@@ -63,7 +63,9 @@ def test_design_metrics_are_scraped_during_a_replay(tmp_path: Path, replay: Repl
     assert all(value >= result.events_normalized for value in events.values())
     intents = sum(value for _, value in final["strategy_intents_total"])
     assert intents >= result.streams["intents"].count > 0
-    latency_counts = [v for labels, v in final["strategy_latency_ms_count"] if labels["strategy_id"] in events]
+    latency_counts = [
+        v for labels, v in final["strategy_latency_ms_count"] if labels["strategy_id"] in events
+    ]
     assert latency_counts and all(v > 0 for v in latency_counts)
     rejects = {labels["reason"]: value for labels, value in final["allocator_reject_total"]}
     assert rejects and all(value > 0 for value in rejects.values())

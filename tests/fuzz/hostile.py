@@ -155,7 +155,8 @@ def check_outcome(result: object) -> FeatureVectorV3 | DeadLetter:
     """Assert the hostile-input invariant for one chain result and return it.
 
     A feature vector has tz-aware UTC times, an int ``seq``, a 64-hex hash and only finite ``Decimal``,
-    ``None`` or ``int`` numeric values; a dead letter has a stage, a non-empty reason and canonical JSON.
+    ``None`` or ``int`` numeric values; a dead letter has a stage, a non-empty reason and canonical JSON
+    that orjson reads back, and a raw input orjson writes.
     """
     assert isinstance(result, FeatureVectorV3 | DeadLetter), type(result)
     assert result.position == POSITION
@@ -176,7 +177,8 @@ def check_outcome(result: object) -> FeatureVectorV3 | DeadLetter:
         assert result.stage in ("parse", "normalize")
         assert isinstance(result.reason, str)
         assert result.reason
-        canonical_json(result)
+        problems = orjson_problems(result)
+        assert not problems, problems
     return result
 
 

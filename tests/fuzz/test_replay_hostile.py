@@ -83,7 +83,9 @@ def mixed_file(tmp_path: Path, *, unsafe: bool, seed: int = 5) -> tuple[Path, Pa
     rng = random.Random(seed)
     lines = list(clean)
     for line in hostile_lines(rng, clean, unsafe=unsafe):
-        lines.insert(rng.randrange(1, len(lines) + 1), line)  # never first: a leading "[" has its own test below
+        lines.insert(
+            rng.randrange(1, len(lines) + 1), line
+        )  # never first: a leading "[" has its own test below
     mixed_path = tmp_path / "mixed.jsonl"
     mixed_path.write_bytes(b"\n".join(lines) + b"\n")
     return clean_path, mixed_path

@@ -38,7 +38,7 @@ def symbol_shard(symbol: str | bytes, shards: int) -> int:
 
 
 def read_json_array(path: Path) -> list[Any] | None:
-    """Return the records of a replay file that is one JSON array, or ``None`` for a JSONL file.
+    r"""Return the records of a replay file that is one JSON array, or ``None`` for a JSONL file.
 
     A file is an array only if it starts with ``[`` and the whole file parses (with orjson) as a list;
     anything else is JSONL, so a first line such as ``[1]`` is one record (a dead letter), not the file.
@@ -48,7 +48,7 @@ def read_json_array(path: Path) -> list[Any] | None:
     >>> _ = path.write_bytes(b'[{"symbol": "A"}, 2]')
     >>> read_json_array(path)
     [{'symbol': 'A'}, 2]
-    >>> _ = path.write_bytes(b'[1]\\n{"symbol": "A"}\\n')
+    >>> _ = path.write_bytes(b'[1]\n{"symbol": "A"}\n')
     >>> read_json_array(path) is None
     True
     """

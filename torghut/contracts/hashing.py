@@ -30,6 +30,7 @@ from typing import Any
 
 from torghut.contracts.frozen import FrozenMap
 
+_MAX_SAFE_DEPTH = 64
 _INT_MIN = -(2**63)  # orjson's range: signed and unsigned 64-bit integers
 _INT_MAX = 2**64 - 1
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
@@ -103,45 +104,53 @@ def _safe_key(key: Any) -> str:
 
 
 def json_safe(value: Any) -> Any:
-    """Return ``value`` as plain JSON data that both :func:`canonical_json` and orjson encode and decode.
+    r"""Return ``value`` as plain JSON data that both :func:`canonical_json` and orjson encode and decode.
 
     Non-finite floats become ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``, integers outside 64 bits their
-    decimal text, lone surrogates ``\\udXXX`` escapes and bytes UTF-8 text (``\\xNN`` for invalid
-    bytes); everything else becomes what canonical JSON encodes it as (decimals and times as text,
-    dataclasses as their fields), in frozen containers: mappings as ``FrozenMap`` with text keys,
-    sequences and sets as tuples. Data that is already safe keeps its canonical JSON.
+    decimal text, lone surrogates ``\udXXX`` escapes and bytes UTF-8 text (``\xNN`` for invalid bytes);
+    everything else becomes what canonical JSON encodes it as (decimals and times as text, dataclasses as
+    their fields), in frozen containers: mappings as ``FrozenMap`` with text keys, sequences and sets as
+    tuples. Containers nested more than 64 levels deep (orjson writes at most 254) are kept as their
+    canonical JSON text. Other safe data keeps its canonical JSON. Used for dead letters' raw input, so
+    only records that fail pay for it.
 
-    >>> json_safe({"price": float("nan"), "seq": 10**20, "sym": "\\ud800", 1: (b"\\xff",)})
-    FrozenMap({'price': 'NaN', 'seq': '100000000000000000000', 'sym': '\\\\ud800', '1': ('\\\\xff',)})
+    >>> json_safe({"price": float("nan"), "seq": 10**20, "sym": "\ud800", 1: (b"\xff",)})
+    FrozenMap({'price': 'NaN', 'seq': '100000000000000000000', 'sym': '\\ud800', '1': ('\\xff',)})
     """
-    kind = type(value)
-    if value is None or kind is bool:
+    return _safe(value, 0)
+
+
+def _safe(value: Any, depth: int) -> Any:
+    if isinstance(value, Mapping | list | tuple):
+        return _safe_container(value, depth)
+    if value is None or isinstance(value, str | int | float):  # str and int enums included, as in json
+        return _safe_atom(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _safe_text(bytes(value).decode("utf-8", "backslashreplace"))
+    return _safe(_default(value), depth)
+
+
+def _safe_atom(value: str | int | float | None) -> Any:
+    if value is None or type(value) is bool:
         return value
     if isinstance(value, str):
-        return _safe_text(value if kind is str else str.__str__(value))
+        return _safe_text(value if type(value) is str else str.__str__(value))
     if isinstance(value, int):
         number = int(value)
         return number if _INT_MIN <= number <= _INT_MAX else str(number)
-    if isinstance(value, float):
-        number = float(value)
-        if math.isfinite(number):
-            return number
-        return _NON_FINITE.get(number, "NaN")
-    # Loops, not comprehensions: one stack frame per nesting level, half of what ``freeze`` needs, so
-    # anything the parse stage could freeze can be made safe.
+    real = float(value)
+    return real if math.isfinite(real) else _NON_FINITE.get(real, "NaN")
+
+
+def _safe_container(value: Mapping[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> Any:
+    if depth >= _MAX_SAFE_DEPTH:
+        return canonical_json(value)  # ASCII text: NaN, big ints and surrogates are safe inside it
     if isinstance(value, Mapping):
         mapping: dict[str, Any] = {}
         for key, item in value.items():
-            mapping[_safe_key(key)] = json_safe(item)
+            mapping[_safe_key(key)] = _safe(item, depth + 1)
         return FrozenMap(mapping)
-    if isinstance(value, list | tuple):
-        items: list[Any] = []
-        for item in value:
-            items.append(json_safe(item))
-        return tuple(items)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return _safe_text(bytes(value).decode("utf-8", "backslashreplace"))
-    return json_safe(_default(value))
+    return tuple([_safe(item, depth + 1) for item in value])
 
 
 class StreamDigest:

@@ -40,8 +40,9 @@ same decision (a replay) finds any order the broker did place by that id.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -53,7 +54,7 @@ import clickhouse_connect
 import psycopg
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.testing import run_main
+from bytewax.testing import cluster_main, run_main
 
 from torghut.connectors.alpaca import AlpacaAdapter, AlpacaConfig, AlpacaError
 from torghut.connectors.broker import DryRunAdapter, ExecutionAdapter
@@ -76,6 +77,7 @@ from torghut.contracts.portfolio import OrderIntent, PortfolioIntent, SymbolInte
 from torghut.contracts.signal import DeadLetter
 from torghut.contracts.strategy import StrategyError, StrategyIntent
 from torghut.dataflow.build import wire_engine
+from torghut.dataflow.config import ConfigError
 from torghut.dataflow.service_config import (
     ClickHouseSourceConfig,
     KafkaSourceConfig,
@@ -365,6 +367,27 @@ def ensure_signal_table(config: ServiceConfig) -> None:
         create_ta_signals(_ClickHouseClients(source.client_dsn())(), source.table, ttl_days=None)
 
 
+def cluster_from_env(environ: Mapping[str, str]) -> tuple[list[str], int] | None:
+    """Read bytewax's ``BYTEWAX_ADDRESSES`` and ``BYTEWAX_PROCESS_ID`` (one worker per process).
+
+    Returns ``None`` for a single process; raises ``ConfigError`` when the two disagree.
+
+    >>> cluster_from_env({"BYTEWAX_ADDRESSES": "a:1;b:1", "BYTEWAX_PROCESS_ID": "1"})
+    (['a:1', 'b:1'], 1)
+    >>> cluster_from_env({}) is None
+    True
+    """
+    addresses = [a for a in environ.get("BYTEWAX_ADDRESSES", "").split(";") if a.strip()]
+    if len(addresses) <= 1:
+        return None
+    raw_id = environ.get("BYTEWAX_PROCESS_ID", "")
+    if not raw_id.isdigit() or int(raw_id) >= len(addresses):
+        last = len(addresses) - 1
+        msg = f"BYTEWAX_PROCESS_ID must be 0..{last} for {len(addresses)} addresses, got {raw_id!r}"
+        raise ConfigError(msg)
+    return addresses, int(raw_id)
+
+
 def recovery_config(directory: Path) -> RecoveryConfig:
     """Return bytewax's recovery configuration, creating one partition in an empty directory first."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -442,12 +465,15 @@ def run_service(
     flow = build_service_flow(
         config, once=once, until=until, start_cursor=start, adapter=adapter, catalog=catalog
     )
+    epoch = timedelta(seconds=config.snapshot_interval_s)
+    cluster = cluster_from_env(os.environ)
     try:
-        run_main(
-            flow,
-            epoch_interval=timedelta(seconds=config.snapshot_interval_s),
-            recovery_config=recovery,
-        )
+        if cluster is None:
+            run_main(flow, epoch_interval=epoch, recovery_config=recovery)
+        else:
+            addresses, process_id = cluster
+            say(f"bytewax process {process_id} of {len(addresses)}: {';'.join(addresses)}")
+            cluster_main(flow, addresses, process_id, epoch_interval=epoch, recovery_config=recovery)
     finally:
         if metrics is not None:
             metrics.close()

@@ -37,6 +37,8 @@ from torghut.connectors.clickhouse import DEFAULT_SIGNAL_TABLE
 from torghut.dataflow.config import ConfigError, EngineConfig, engine_config_from_data
 
 DATABASE_URL_ENV = "TORGHUT_DATABASE_URL"
+#: torghut's own setting for the strategy catalog file (``/etc/torghut/strategies.yaml`` in production).
+CATALOG_PATH_ENV = "TRADING_STRATEGY_CONFIG_PATH"
 """The PostgreSQL DSN (``postgresql://user:password@host:5432/db``); overrides ``postgres.dsn``."""
 
 METRICS_ADDRESS_ENV = "TORGHUT_METRICS_ADDRESS"
@@ -245,6 +247,8 @@ def service_config_from_data(
     if source.get("kind", "clickhouse") == "clickhouse":
         source.update({field: env[name] for name, field in _SIGNAL_ENV.items() if env.get(name)})
     service_data["source"] = source
+    if env.get(CATALOG_PATH_ENV):
+        service_data["catalog"] = env[CATALOG_PATH_ENV]
     if env.get(DATABASE_URL_ENV):
         service_data["postgres"] = {**(service_data.get("postgres") or {}), "dsn": env[DATABASE_URL_ENV]}
     if env.get(METRICS_ADDRESS_ENV):

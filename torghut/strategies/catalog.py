@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -44,17 +44,18 @@ _DEFAULT_VERSION = "1.0.0"
 # validated, frozen or hashed (a YAML alias bomb expands to billions of values from a few hundred bytes).
 _MAX_VALUES = 100_000
 _MAX_DEPTH = 32
+_MAX_ERRORS_PER_ENTRY = 20
 _SHOW_CHARS = 200
 _REPR = reprlib.Repr()
 _REPR.maxlevel = 3
 _REPR.maxstring = _REPR.maxother = _REPR.maxlong = 80
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 6
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 4
 
 
 def _show(value: object) -> str:
     """Return a bounded ``repr`` of a value for an error message, however large the value is."""
     try:
-        return _REPR.repr(value)
+        return _clip(_REPR.repr(value))
     except ValueError:  # an int past Python's int-to-str digit limit
         return f"<{type(value).__name__}>"
 
@@ -218,8 +219,9 @@ def _entry_label(index: int, raw: object) -> str:
 
 def _describe_validation(exc: ValidationError, prefix: str = "") -> list[str]:
     # Every value is shown bounded: an entry's input can be arbitrarily large (an alias bomb).
-    messages = []
-    for err in exc.errors(include_url=False):
+    messages: list[str] = []
+    errors = exc.errors(include_url=False)
+    for err in errors[:_MAX_ERRORS_PER_ENTRY]:
         field = prefix + ".".join(str(part) for part in err["loc"]) or "<entry>"
         kind = err["type"]
         if kind == "missing":
@@ -232,7 +234,34 @@ def _describe_validation(exc: ValidationError, prefix: str = "") -> list[str]:
         if kind == "extra_forbidden":
             expected = "only the fields the model declares"
         messages.append(f"field {_show(field)}: expected {expected}, found {found}")
+    if len(errors) > len(messages):
+        messages[-1] += f" (and {len(errors) - len(messages)} more errors in this entry)"
     return messages
+
+
+def _oversized(data: Any) -> str | None:
+    """Say why ``data`` is too large or too deep to be a catalog, counting YAML aliases as expanded.
+
+    Iterative and bounded: it stops after ``_MAX_VALUES`` values, so an alias bomb or a recursive alias
+    costs no more than a large honest catalog.
+    """
+    count = 1
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children: Collection[Any] = value.values()
+        elif isinstance(value, list | tuple | set | frozenset):
+            children = value
+        else:
+            continue
+        if depth > _MAX_DEPTH:
+            return f"expected data nested at most {_MAX_DEPTH} levels deep, found it nested too deeply"
+        count += len(children)
+        if count > _MAX_VALUES:
+            return f"expected at most {_MAX_VALUES} values (YAML aliases expanded), found more"
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def _entries(data: Any) -> tuple[list[Any] | None, list[Finding]]:
@@ -256,6 +285,9 @@ def build_definitions(
     data: Any, registry: StrategyRegistry
 ) -> tuple[tuple[StrategyDefinition, ...], tuple[Finding, ...]]:
     """Validate parsed catalog data; return the definitions and every finding (errors and warnings)."""
+    problem = _oversized(data)
+    if problem is not None:
+        return (), (Finding("error", "catalog", problem),)
     entries, findings = _entries(data)
     if entries is None:
         return (), tuple(findings)
@@ -354,11 +386,11 @@ def _read_findings(path: Path) -> tuple[bytes, Any, list[Finding]]:
     except OSError as exc:
         return b"", None, [Finding("error", "catalog", f"cannot read {path}: {exc}")]
     except (yaml.YAMLError, ValueError) as exc:
-        return (
-            b"",
-            None,
-            [Finding("error", "catalog", f"expected valid YAML or JSON in {path}, found: {exc}")],
-        )
+        msg = f"expected valid YAML or JSON in {path}, found: {_clip(str(exc))}"
+        return b"", None, [Finding("error", "catalog", msg)]
+    except RecursionError:  # the parsers recurse once per level: "[" * 5000 exhausts the stack
+        msg = f"expected data nested at most {_MAX_DEPTH} levels deep in {path}, found it nested too deeply"
+        return b"", None, [Finding("error", "catalog", msg)]
     return raw, data, []
 
 

@@ -1,0 +1,164 @@
+"""The engine's benchmark suite: one command, a printed table, and ``benchmarks/results/suite.json``.
+
+Run: ``.venv/bin/python -m benchmarks.suite`` (about 20 minutes on 2 cores at the default sizes;
+``--events 200000`` for a quicker pass). Each figure is measured in its own fresh subprocess, so runs do
+not share warm caches, metrics or memory:
+
+- throughput: the full graph (parse, normalize, four strategies, aggregation, account stage, sinks) against
+  a no-op bytewax chain of the same shape on the same input (same source, batch size, ``key_on``, a
+  stateful step that does nothing), one process each;
+- strategy latency per symbol batch, p50 and p99, from the engine's ``strategy_latency_ms`` histogram;
+- scaling: the full graph on 2 processes against 1;
+- recovery: the full graph snapshotting every second against no recovery;
+- peak memory (max RSS) of the full graph with 500 and with 5,000 symbols.
+
+Targets (issue 6): full graph >= 20% of the no-op chain per process, p99 < 1 ms per symbol batch,
+2 processes >= 1.7x one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / ".data"
+RESULTS = ROOT / "results"
+CATALOG = ROOT / "catalog.yaml"
+
+_CHILD = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+mode, signals, catalog, processes, recovery = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+started = time.perf_counter()
+if mode == "noop":
+    from bytewax.testing import run_main
+    from benchmarks.bench_replay import noop_flow
+    run_main(noop_flow(signals, 1000, 1))
+    extra = {}
+else:
+    from torghut.dataflow.build import FlowSpec
+    from torghut.dataflow.replay import run_replay
+    from torghut.metrics import METRICS
+    work = Path(tempfile.mkdtemp())
+    spec = FlowSpec(signals=signals, catalog=catalog, parts_dir=work / ".parts",
+                    recovery_dir=(work / "recovery") if recovery else None, snapshot_interval_s=1.0)
+    result = run_replay(spec, work / "out", processes=processes)
+    buckets = {}
+    for family in METRICS.registry.collect():
+        if family.name == "strategy_latency_ms":
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    le = float(s.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + s.value
+    extra = {"intents": result.streams["intents"].count, "orders": result.streams["orders"].count,
+             "latency_buckets": sorted(buckets.items())}
+elapsed = time.perf_counter() - started
+rss_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"elapsed_s": elapsed, "max_rss_mb": rss_kb / 1024, **extra}))
+"""
+
+
+def _measure(mode: str, signals: Path, *, processes: int = 1, recovery: bool = False) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            mode,
+            str(signals),
+            str(CATALOG),
+            str(processes),
+            "1" if recovery else "0",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT.parent,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _dataset(events: int, symbols: int, seed: int = 7) -> tuple[Path, int]:
+    from torghut.connectors.synthetic.generator import write_sample_signals
+
+    minutes = max(1, math.ceil(events / symbols / 60))
+    path = DATA / f"signals-{symbols}x{minutes}m-seed{seed}.jsonl"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        write_sample_signals(path, symbols, minutes, seed)
+        print(f"generated {path.name} in {time.perf_counter() - started:.0f} s", flush=True)
+    with path.open("rb") as handle:
+        return path, sum(1 for _ in handle)
+
+
+def _quantile(buckets: list[list[float]], q: float) -> float:
+    """Upper bound of the histogram bucket holding quantile ``q`` (buckets are cumulative counts)."""
+    total = buckets[-1][1] if buckets else 0.0
+    for le, count in buckets:
+        if total and count >= q * total:
+            return le
+    return math.inf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--memory-symbols", type=int, nargs=2, default=(500, 5000))
+    args = parser.parse_args()
+
+    signals, events = _dataset(args.events, args.symbols)
+    rows: list[tuple[str, str, str]] = []
+    results: dict[str, Any] = {"events": events, "symbols": args.symbols}
+
+    noop = _measure("noop", signals)
+    engine = _measure("engine", signals)
+    results["noop_events_per_s"] = events / noop["elapsed_s"]
+    results["engine_events_per_s"] = events / engine["elapsed_s"]
+    results["engine_vs_noop"] = noop["elapsed_s"] / engine["elapsed_s"]
+    rows += [
+        ("no-op chain, 1 process", f"{results['noop_events_per_s']:,.0f} events/s", ""),
+        ("full graph, 1 process", f"{results['engine_events_per_s']:,.0f} events/s", ""),
+        ("full graph / no-op", f"{results['engine_vs_noop']:.1%}", "target >= 20%"),
+    ]
+    p50 = _quantile(engine["latency_buckets"], 0.50)
+    p99 = _quantile(engine["latency_buckets"], 0.99)
+    results["strategy_latency_ms_p50_le"], results["strategy_latency_ms_p99_le"] = p50, p99
+    rows += [
+        ("strategy latency per symbol batch p50", f"<= {p50} ms", "histogram bucket bound"),
+        ("strategy latency per symbol batch p99", f"<= {p99} ms", "target < 1 ms"),
+    ]
+    two = _measure("engine", signals, processes=2)
+    results["two_process_speedup"] = engine["elapsed_s"] / two["elapsed_s"]
+    rows.append(("2 processes / 1 process", f"{results['two_process_speedup']:.2f}x", "target >= 1.7x"))
+    recovered = _measure("engine", signals, recovery=True)
+    results["snapshot_1s_overhead"] = recovered["elapsed_s"] / engine["elapsed_s"] - 1
+    rows.append(("recovery snapshots every 1 s", f"{results['snapshot_1s_overhead']:+.1%} time", ""))
+    for count in args.memory_symbols:
+        path, _ = _dataset(args.events, count)
+        peak = _measure("engine", path)["max_rss_mb"]
+        results[f"max_rss_mb_{count}_symbols"] = peak
+        rows.append((f"peak memory, {count:,} symbols", f"{peak:,.0f} MB", f"{args.events:,} events"))
+
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "suite.json").write_text(json.dumps(results, indent=2) + "\n")
+    width = max(len(r[0]) for r in rows) + 2
+    print(f"\n{'measure':<{width}}{'value':>22}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}{value:>22}  {note}")
+    print(f"\n{events:,} events over {args.symbols} symbols; saved {RESULTS / 'suite.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Replay files: a JSON array only when the whole file is one, JSONL otherwise, counted the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torghut.connectors.replay_file import read_json_array
+from torghut.dataflow.replay import count_input_events
+
+
+@pytest.mark.parametrize(
+    ("content", "items", "events"),
+    [
+        (b'[{"symbol": "A"}, {"symbol": "B"}]', [{"symbol": "A"}, {"symbol": "B"}], 2),
+        (b'\n  [\n  {"symbol": "A"},\n  2\n]\n\n', [{"symbol": "A"}, 2], 2),
+        (b"[]", [], 0),
+        (b'[1]\n{"symbol": "A"}\n', None, 2),
+        (b'[1]\n{"symbol": "A"}\n[2]\n', None, 3),
+        (b'{"symbol": "A"}\n\n{"symbol": "B"}\n', None, 2),
+        (b'[{"price": NaN}]', None, 1),
+        (b"[" * 5000 + b"]" * 5000, None, 1),
+        (b"[1,", None, 1),
+        (b"", None, 0),
+    ],
+)
+def test_a_file_is_an_array_only_when_it_all_parses_as_one(
+    tmp_path: Path, content: bytes, items: list[object] | None, events: int
+) -> None:
+    path = tmp_path / "signals.jsonl"
+    path.write_bytes(content)
+    assert read_json_array(path) == items
+    assert count_input_events(path) == events
