@@ -140,7 +140,7 @@ def main() -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     for target in args.work.iterdir():
-        if target.name != "signals.jsonl" and target.name != "one-line.jsonl":
+        if target.name not in {"signals.jsonl", "one-line.jsonl"}:
             subprocess.run(["rm", "-rf", str(target)], check=True)
     signals = args.work / "signals.jsonl"
     write_sample_signals(signals, args.symbols, args.minutes, args.seed)
