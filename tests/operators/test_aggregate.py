@@ -360,3 +360,14 @@ def test_state_is_picklable_plain_data() -> None:
     restored = pickle.loads(pickle.dumps(state))
     assert restored == state
     assert agg.flush(restored)[1] == agg.flush(state)[1]
+
+
+def test_a_snapshot_of_another_version_is_refused() -> None:
+    import dataclasses
+
+    from torghut.operators.aggregate import AggregateLogic
+
+    aggregator = SymbolWindowAggregator(AggregationConfig())
+    with pytest.raises(ValueError, match="aggregation snapshot version 99 is not supported"):
+        AggregateLogic(aggregator, dataclasses.replace(WindowState(), version=99))
+    assert AggregateLogic(aggregator, WindowState()).snapshot() == WindowState()

@@ -413,6 +413,13 @@ class AggregateLogic(StatefulBatchLogic[AggregateInput, AggregateStageOutput, Wi
     """One symbol's open windows; legacy decisions (the runtime's fallback) pass straight through."""
 
     def __init__(self, aggregator: SymbolWindowAggregator, resume_state: WindowState | None) -> None:
+        if resume_state is not None and resume_state.version != WindowState().version:
+            msg = (
+                f"aggregation snapshot version {resume_state.version} is not supported (expected "
+                f"{WindowState().version}); resume with the engine version that wrote it, or start a new "
+                "recovery store"
+            )
+            raise ValueError(msg)
         self._aggregator = aggregator
         self._state = resume_state if resume_state is not None else WindowState()
 
