@@ -59,7 +59,8 @@ def test_c_kafka_round_trip_decisions_in_postgres_intents_on_a_topic(broker: Tan
     signals, intents = f"ta-{uuid.uuid4().hex[:8]}", f"intents-{uuid.uuid4().hex[:8]}"
     broker.create_topics([signals, intents])
     records = [ta_signal(row) for row in generate_rows(8, 5, seed=3)]
-    produce(broker.bootstrap, signals, [(r["symbol"].encode(), encode(r)) for r in records])
+    bad = [(b"AAPL", b'{"symbol": "AAPL", not json'), (b"x", b'{"event_ts": "2026-02-19T14:30:05Z"}')]
+    produce(broker.bootstrap, signals, [(r["symbol"].encode(), encode(r)) for r in records] + bad)
     source = {"kind": "kafka", "brokers": [broker.bootstrap], "topic": signals, "intents_topic": intents}
 
     result = run_service(service_config(source, dsn), once=True)
@@ -76,3 +77,6 @@ def test_c_kafka_round_trip_decisions_in_postgres_intents_on_a_topic(broker: Tan
     }
     assert published_hashes == hashes
     assert result.counts["decisions"] == rows["trade_decisions"]
+    with psycopg.connect(dsn) as conn:
+        reasons = {str(r) for (r,) in conn.execute("SELECT reason FROM dead_letters WHERE stage = 'parse'")}
+    assert {"invalid_json", "missing_symbol"} <= reasons
