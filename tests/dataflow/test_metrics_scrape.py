@@ -58,9 +58,18 @@ def test_design_metrics_are_scraped_during_a_replay(tmp_path: Path, replay: Repl
     assert len(scrapes) >= 2, "the endpoint answered while the replay ran"
     for name in DESIGN_METRICS:
         assert any(key.startswith(name) for key in final), name
-    events = {labels["strategy_id"]: value for labels, value in final["strategy_events_total"]}
-    assert set(events) >= {"legacy-macd-rsi", "intraday-tsmom", "bollinger-reversion", "vwap-deviation"}
-    assert all(value >= result.events_normalized for value in events.values())
+    ours = {"legacy-macd-rsi", "intraday-tsmom", "bollinger-reversion", "vwap-deviation"}
+    # The registry is process-wide: other tests' strategies may be there too; look at this catalog's.
+    events = {
+        labels["strategy_id"]: value
+        for labels, value in final["strategy_events_total"]
+        if labels["strategy_id"] in ours
+    }
+    assert set(events) == ours
+    assert all(value >= result.events_normalized for value in events.values()), (
+        events,
+        result.events_normalized,
+    )
     intents = sum(value for _, value in final["strategy_intents_total"])
     assert intents >= result.streams["intents"].count > 0
     latency_counts = [

@@ -26,7 +26,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Producer
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
-from torghut.contracts.hashing import canonical_json
+from torghut.contracts.hashing import canonical_json, json_safe
 from torghut.contracts.signal import DeadLetter, InputPosition
 
 SOURCE_NAME = "kafka"
@@ -56,7 +56,10 @@ def empty_letter(msg: KafkaSourceMessage[Any, Any]) -> DeadLetter | None:
     if msg.value is not None:
         return None
     return DeadLetter(
-        "source", "kafka_record_without_value", msg.key, kafka_position(msg.topic, msg.partition, msg.offset)
+        "source",
+        "kafka_record_without_value",
+        json_safe(msg.key),
+        kafka_position(msg.topic, msg.partition, msg.offset),
     )
 
 
@@ -64,7 +67,9 @@ def error_letter(error: KafkaError[Any, Any]) -> DeadLetter:
     """Turn a consumer error into a dead letter naming the broker's error."""
     msg = error.msg
     reason = f"kafka_error:{error.err.name()}:{error.err.str()}"
-    return DeadLetter("source", reason, msg.value, kafka_position(msg.topic, msg.partition, msg.offset))
+    return DeadLetter(
+        "source", reason, json_safe(msg.value), kafka_position(msg.topic, msg.partition, msg.offset)
+    )
 
 
 @dataclass(frozen=True)

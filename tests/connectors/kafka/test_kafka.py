@@ -146,7 +146,7 @@ def test_records_without_a_value_go_to_the_error_stream(broker: TansuBroker) -> 
     assert [raw for raw, _ in seen] == [encode(ta_signal(0)), b"{not json"]
     assert errors == [
         DeadLetter(
-            "source", "kafka_record_without_value", b"AAPL", InputPosition("kafka", f"{signals_topic}:0", 1)
+            "source", "kafka_record_without_value", "AAPL", InputPosition("kafka", f"{signals_topic}:0", 1)
         )
     ]
 
@@ -156,7 +156,7 @@ def test_broker_errors_become_dead_letters() -> None:
     letter = error_letter(KafkaError(ConfluentKafkaError(ConfluentKafkaError._TRANSPORT), msg))
     assert letter.stage == "source"
     assert letter.reason.startswith("kafka_error:_TRANSPORT:")
-    assert (letter.raw, letter.position) == (b"v", InputPosition("kafka", "t:1", 9))
+    assert (letter.raw, letter.position) == ("v", InputPosition("kafka", "t:1", 9))  # bytes as JSON-safe text
 
 
 def _error_chain(error: BaseException | None) -> list[str]:
