@@ -216,13 +216,12 @@ def compared_rows(dsn: str) -> Rows:
 
 def table_counts(dsn: str) -> dict[str, int]:
     """Rows per table of interest."""
+    counts: dict[str, int] = {}
     with psycopg.connect(dsn) as conn:
-        return {
-            t: int(
-                str(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0])
-            )  # type: ignore[index]
-            for t in COUNTED
-        }
+        for table in COUNTED:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+            counts[table] = int(str(row[0])) if row is not None else 0
+    return counts
 
 
 def first_difference(reference: Rows, other: Rows) -> str:

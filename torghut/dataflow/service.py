@@ -78,6 +78,7 @@ from torghut.contracts.signal import DeadLetter
 from torghut.contracts.strategy import StrategyError, StrategyIntent
 from torghut.dataflow.build import wire_engine
 from torghut.dataflow.config import ConfigError
+from torghut.dataflow.reconcile import PersistedOrderGuard, reconcile_at_startup
 from torghut.dataflow.service_config import (
     ClickHouseSourceConfig,
     KafkaSourceConfig,
@@ -461,6 +462,10 @@ def run_service(
         recovery = recovery_config(config.recovery_dir)
         say(f"recovery in {config.recovery_dir}, snapshots every {config.snapshot_interval_s} s")
     adapter = build_adapter(config)
+    if adapter is not None and config.adapter_kind == "alpaca":
+        dsn = config.postgres.dsn.get_secret_value()
+        reconcile_at_startup(dsn, AlpacaAdapter(AlpacaConfig.from_env()), config.adapter.reconcile, say=say)
+        adapter = PersistedOrderGuard(adapter, dsn)
     say(f"adapter {config.adapter_kind}, account {config.engine.account.account}")
     flow = build_service_flow(
         config, once=once, until=until, start_cursor=start, adapter=adapter, catalog=catalog

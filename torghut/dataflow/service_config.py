@@ -192,9 +192,13 @@ class AdapterConfig(_Section):
         kind: ``paper`` (the default: simulated fills in event time), ``alpaca`` (alpaca-py with torghut's
             ``APCA_*``, ``TRADING_MODE``, ``TRADING_LIVE_ENABLED``; live orders need both switches) or
             ``dry_run``. None takes ``TRADING_EXECUTION_ADAPTER``.
+        reconcile: ``alpaca`` only: what start-up reconciliation does with differences between the
+            broker and PostgreSQL (``torghut.dataflow.reconcile``): ``report`` logs them, ``adopt`` also
+            inserts open broker orders PostgreSQL does not know, ``halt`` refuses to start.
     """
 
     kind: Literal["paper", "alpaca", "dry_run"] | None = None
+    reconcile: Literal["adopt", "report", "halt"] = "report"
 
 
 class ServiceConfig(_Section):

@@ -156,12 +156,14 @@ class StrategyRuntime:
         intents: list[StrategyIntent] = []
         errors: list[StrategyError] = []
         feature_hash: str | None = None
+        changed = len(previous) != len(self._slots)
         for slot in self._slots:
             definition = slot.definition
             sid = definition.strategy_id
             current = previous.get(sid)
             if current is None or current.fingerprint != slot.fingerprint:
                 current = self._fresh(slot)
+                changed = True
             slots[sid] = current
             if definition.base_timeframe != fv.timeframe or (
                 slot.universe and fv.symbol not in slot.universe
@@ -183,15 +185,26 @@ class StrategyRuntime:
                 errors.append(_error(definition, plugin.strategy_type, type(failure).__name__, fv))
                 counters.errors += 1
                 slots[sid] = self._failed(current, fv.event_ts)
+                changed = True
                 continue
-            slots[sid] = SlotState(slot.fingerprint, plugin_state, current.bars_seen + 1)
-            if current.bars_seen < plugin.warmup_bars or not drafts:
+            warming = current.bars_seen < plugin.warmup_bars
+            if (
+                warming
+                or plugin_state is not current.plugin_state
+                or current.consecutive_errors
+                or current.degraded_until is not None
+            ):
+                # bars_seen saturates at the warm-up length: an unchanged stateless slot is reused as is.
+                seen = current.bars_seen + 1 if warming else current.bars_seen
+                slots[sid] = SlotState(slot.fingerprint, plugin_state, seen)
+                changed = True
+            if warming or not drafts:
                 continue
             if feature_hash is None:
                 feature_hash = fv.normalization_hash()
             intents.extend(_intent(definition, plugin, draft, fv, feature_hash) for draft in drafts)
             counters.intents += len(drafts)
-        return RuntimeState(FrozenMap(slots)), intents, errors
+        return (RuntimeState(FrozenMap(slots)) if changed else state), intents, errors
 
     @staticmethod
     def _fresh(slot: _Slot) -> SlotState:

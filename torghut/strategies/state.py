@@ -21,7 +21,11 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class SlotState:
-    """One strategy's state for one symbol."""
+    """One strategy's state for one symbol.
+
+    ``bars_seen`` counts successful evaluations up to the plugin's ``warmup_bars`` and then stays there
+    (it only gates the warm-up), so the slot of a stateless plugin is not rebuilt on every event.
+    """
 
     fingerprint: str
     plugin_state: Any
