@@ -80,6 +80,7 @@ class ServiceCrashReport:
     same_ids: list[bool] = field(default_factory=list)
     max_received: list[int] = field(default_factory=list)
     backfills: int = 0
+    stored_hits: int = 0
     differences: list[str] = field(default_factory=list)
 
     @property
@@ -336,6 +337,8 @@ def _cycle(
             text = log.read_text(encoding="utf-8", errors="replace")
             # A back-fill is a replayed submission that found its order at the broker instead of POSTing.
             report.backfills += text.count("alpaca order back-filled")
+            # A stored hit is a replayed submission answered from PostgreSQL's executions (no broker call).
+            report.stored_hits += text.count("order found in PostgreSQL, not resubmitted")
             if killed:
                 continue
             if proc.returncode != 0:
@@ -377,7 +380,8 @@ def main() -> None:
     )
     print(
         f"events {report.events:,} · kills {report.kills} · crashed cycles {len(report.identical)} · "
-        f"runs {report.runs} · back-fills {report.backfills} · start-up {report.startup_s:.2f} s · uninterrupted {report.reference_s:.2f} s"
+        f"runs {report.runs} · replayed submits answered from PostgreSQL {report.stored_hits} / by broker "
+        f"lookup {report.backfills} · start-up {report.startup_s:.2f} s · uninterrupted {report.reference_s:.2f} s"
     )
     print(f"kill times (s): {report.kill_times_s}")
     print("rows of the uninterrupted run: " + ", ".join(f"{k} {v:,}" for k, v in report.counts.items()))

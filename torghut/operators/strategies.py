@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from time import perf_counter_ns
-from typing import Any, TypeGuard
+from time import monotonic, perf_counter_ns
+from typing import Any, ClassVar, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -137,10 +137,24 @@ class StrategyRuntime:
         msg = f"unsupported strategies snapshot {found!r} (expected RuntimeState version {STATE_VERSION})"
         raise ValueError(msg)
 
+    def latency_totals(self) -> list[float]:
+        """Cumulative evaluation latency (ms) per enabled strategy, in slot order: read, not copied."""
+        return [slot.counters.latency_ms_total for slot in self._slots]
+
+    def strategy_ids(self) -> tuple[str, ...]:
+        """The enabled strategies' ids, in slot (evaluation) order."""
+        return tuple(slot.definition.strategy_id for slot in self._slots)
+
     def totals(self) -> dict[str, tuple[int, int, int, float]]:
-        """Cumulative ``(events, intents, errors, latency_ms)`` per strategy, for per-batch deltas."""
+        """Cumulative ``(events, intents, errors, latency_ms)`` per strategy, read from the live counters."""
         return {
-            sid: (c.events, c.intents, c.errors, c.latency_ms_total) for sid, c in self.counters().items()
+            slot.definition.strategy_id: (
+                slot.counters.events,
+                slot.counters.intents,
+                slot.counters.errors,
+                slot.counters.latency_ms_total,
+            )
+            for slot in self._slots
         }
 
     def counters(self) -> dict[str, StrategyCounters]:
@@ -312,15 +326,17 @@ class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, Runtim
         self._runtime = runtime
         self._state = runtime.restore(resume_state)
         self._fallback = fallback
+        self._publisher = MetricsPublisher.for_runtime(runtime)
 
     def on_batch(self, values: list[FeatureVectorV3]) -> tuple[Iterable[StrategyOutput], bool]:
         """Evaluate each vector in order; intents and errors go downstream in evaluation order."""
         out: list[StrategyOutput] = []
         fallback = self._fallback
-        before = self._runtime.totals()
+        runtime = self._runtime
+        latency_before = runtime.latency_totals()
         try:
             for fv in values:
-                self._state, intents, errors = self._runtime.evaluate(self._state, fv)
+                self._state, intents, errors = runtime.evaluate(self._state, fv)
                 out.extend(intents)
                 out.extend(errors)
                 if fallback is not None and not intents:
@@ -328,11 +344,17 @@ class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, Runtim
         except Exception:
             METRICS.runtime_unhandled_exceptions.inc()
             raise
-        publish_batch_metrics(before, self._runtime.totals())
+        self._publisher.observe_batch(latency_before, runtime.latency_totals())
+        self._publisher.flush_if_due()
         if values:
             last = values[-1]
             out.append(SymbolWatermark(last.symbol, last.event_ts))
         return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[StrategyOutput], bool]:
+        """Publish the last counter deltas at the end of input."""
+        self._publisher.flush()
+        return [], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> RuntimeState:
         """Return the (immutable) state; bytewax pickles it."""
@@ -340,12 +362,59 @@ class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, Runtim
         return self._state
 
 
+class MetricsPublisher:
+    """Publishes one worker's strategy metrics: latency per symbol batch, counters at most every 0.25 s.
+
+    The runtime keeps cumulative plain counters per strategy (shared by every symbol on the worker); the
+    counters are pushed to Prometheus as deltas, throttled in wall-clock time (metrics only, never a
+    decision), so the cost does not grow with the number of symbol batches. One publisher per runtime.
+    """
+
+    _by_runtime: ClassVar[dict[int, MetricsPublisher]] = {}
+    INTERVAL_S = 0.25
+
+    def __init__(self, runtime: StrategyRuntime) -> None:
+        self._runtime = runtime
+        ids = runtime.strategy_ids()
+        self._bound = [METRICS.strategies.for_strategy(sid) for sid in ids]
+        self._published: dict[str, tuple[int, int, int, float]] = {}
+        self._next_flush = 0.0
+
+    @classmethod
+    def for_runtime(cls, runtime: StrategyRuntime) -> MetricsPublisher:
+        """Return the worker's publisher for ``runtime`` (created on first use)."""
+        publisher = cls._by_runtime.get(id(runtime))
+        if publisher is None or publisher._runtime is not runtime:
+            publisher = cls._by_runtime[id(runtime)] = cls(runtime)
+        return publisher
+
+    def observe_batch(self, before: list[float], after: list[float]) -> None:
+        """Observe each strategy's evaluation latency over one symbol batch (strategies it evaluated)."""
+        for bound, was, now in zip(self._bound, before, after, strict=True):
+            if now != was:
+                bound.latency.observe(now - was)
+
+    def flush_if_due(self) -> None:
+        """Push the counters' deltas when the interval has passed."""
+        now = monotonic()
+        if now < self._next_flush:
+            return
+        self._next_flush = now + self.INTERVAL_S
+        self.flush()
+
+    def flush(self) -> None:
+        """Push every counter's delta since the last flush."""
+        totals = self._runtime.totals()
+        publish_batch_metrics(self._published, totals)
+        self._published = totals
+
+
 CounterTotals = dict[str, tuple[int, int, int, float]]
 
 
 def publish_batch_metrics(before: CounterTotals, after: CounterTotals) -> None:
-    """Push one symbol batch's per-strategy deltas to Prometheus (events, intents, errors, latency)."""
-    for strategy_id, (events, intents, errors, latency_ms) in after.items():
+    """Push per-strategy counter deltas (events, intents, errors) and the breaker state to Prometheus."""
+    for strategy_id, (events, intents, errors, _) in after.items():
         was = before.get(strategy_id, (0, 0, 0, 0.0))
         if events == was[0]:
             continue
@@ -356,7 +425,6 @@ def publish_batch_metrics(before: CounterTotals, after: CounterTotals) -> None:
         if errors != was[2]:
             bound.errors.inc(errors - was[2])
         bound.breaker_open.set(1 if errors - was[2] == events - was[0] else 0)
-        bound.latency.observe(latency_ms - was[3])
 
 
 @dataclass(frozen=True)
