@@ -14,7 +14,6 @@ from typing import Protocol, runtime_checkable
 from torghut.contracts.account import AccountSnapshot
 from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.frozen import EMPTY as EMPTY_MAP
-from torghut.contracts.frozen import freeze
 from torghut.contracts.portfolio import OrderIntent
 from torghut.operators.trading_config import TradingConfig
 
@@ -62,26 +61,17 @@ class DryRunAdapter:
         existing = self._reports.get(order.client_order_id)
         if existing is not None:
             return existing
-        report = ExecutionReport(
-            client_order_id=order.client_order_id,
-            broker_order_id=f"dry-run-{order.client_order_id}",
-            account=order.account,
-            symbol=order.symbol,
-            side=order.side,
-            qty=order.qty,
-            filled_qty=Decimal(0),
-            avg_fill_price=None,
-            fee=Decimal(0),
+        report = ExecutionReport.unfilled(
+            order,
             status="dry_run",
             adapter=self.name,
             event_ts=order.event_ts,
-            raw=freeze(
-                {
-                    "order_type": order.order_type,
-                    "time_in_force": order.time_in_force,
-                    "limit_price": order.limit_price,
-                }
-            ),
+            broker_order_id=f"dry-run-{order.client_order_id}",
+            raw={
+                "order_type": order.order_type,
+                "time_in_force": order.time_in_force,
+                "limit_price": order.limit_price,
+            },
         )
         self._reports[order.client_order_id] = report
         return report

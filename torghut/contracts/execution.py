@@ -8,7 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from torghut.contracts.frozen import EMPTY as EMPTY_MAP
-from torghut.contracts.frozen import FrozenMap
+from torghut.contracts.frozen import FrozenMap, freeze
+from torghut.contracts.portfolio import OrderIntent
 from torghut.contracts.strategy import Direction
 
 FINAL_STATUSES: frozenset[str] = frozenset({"filled", "canceled", "rejected", "expired"})
@@ -36,6 +37,34 @@ class ExecutionReport:
     adapter: str
     event_ts: datetime
     raw: FrozenMap[str, Any] = EMPTY_MAP
+
+    @classmethod
+    def unfilled(
+        cls,
+        order: OrderIntent,
+        *,
+        status: str,
+        adapter: str,
+        event_ts: datetime,
+        broker_order_id: str = "",
+        raw: Any = EMPTY_MAP,
+    ) -> ExecutionReport:
+        """Report ``order`` with nothing filled (rejected, pending a retry, or a dry run)."""
+        return cls(
+            client_order_id=order.client_order_id,
+            broker_order_id=broker_order_id,
+            account=order.account,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            filled_qty=Decimal(0),
+            avg_fill_price=None,
+            fee=Decimal(0),
+            status=status,
+            adapter=adapter,
+            event_ts=event_ts,
+            raw=freeze(raw),
+        )
 
     @property
     def is_final(self) -> bool:

@@ -45,7 +45,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +71,6 @@ from torghut.connectors.replay_file import ReplayFileSource
 from torghut.contracts.account import AccountSnapshot
 from torghut.contracts.decision import Rejection, TradeDecision
 from torghut.contracts.execution import ExecutionReport
-from torghut.contracts.frozen import freeze
 from torghut.contracts.portfolio import OrderIntent, PortfolioIntent, SymbolIntent
 from torghut.contracts.signal import DeadLetter
 from torghut.contracts.strategy import StrategyError, StrategyIntent
@@ -160,20 +158,12 @@ class RetryTolerantAdapter:
                 error.retryable,
                 error.reason,
             )
-            return ExecutionReport(
-                client_order_id=order.client_order_id,
-                broker_order_id="",
-                account=order.account,
-                symbol=order.symbol,
-                side=order.side,
-                qty=order.qty,
-                filled_qty=Decimal(0),
-                avg_fill_price=None,
-                fee=Decimal(0),
+            return ExecutionReport.unfilled(
+                order,
                 status=status,
                 adapter=self._inner.name,
                 event_ts=order.event_ts if self._clock is None else self._clock(),
-                raw=freeze({"reason": error.reason, "retryable": error.retryable}),
+                raw={"reason": error.reason, "retryable": error.retryable},
             )
 
     def get_by_client_order_id(self, client_order_id: str) -> ExecutionReport | None:

@@ -38,6 +38,7 @@ from torghut.connectors.broker import ExecutionAdapter
 from torghut.connectors.paper import PaperAdapter, PaperBook, PaperCosts
 from torghut.contracts.account import AccountSnapshot, AccountView, Fill
 from torghut.contracts.decision import DecisionStatus, GateVerdict, Rejection, RejectionStage, TradeDecision
+from torghut.contracts.features import optional_decimal
 from torghut.contracts.frozen import freeze
 from torghut.contracts.portfolio import PortfolioIntent, SymbolIntent
 from torghut.contracts.strategy import StrategyDefinition
@@ -317,7 +318,7 @@ class AccountPipeline:
         return outputs + self._execute(work, decision, policy, lead, intent.price, (verdict,))
 
     def _on_decision(self, work: _Work, decision: TradeDecision) -> list[AccountOutput]:
-        price = _decimal(decision.params.get("price"))
+        price = optional_decimal(decision.params.get("price"))
         self._mark(work, decision.symbol, price, decision.event_ts)
         lead = self._definitions.get(decision.strategy_id)
         policy = policy_for_decision(
@@ -387,15 +388,6 @@ class AccountPipeline:
             "input_position": intent.position.label() if intent.position is not None else None,
             "aggregation_policy": intent.policy,
         }
-
-
-def _decimal(value: object) -> Decimal | None:
-    if value is None or isinstance(value, Decimal):
-        return value
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        return None
 
 
 def _allowlist(lead: StrategyDefinition | None, symbol: str) -> frozenset[str]:

@@ -19,7 +19,12 @@ from typing import Any, TypeGuard, cast
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
-from torghut.contracts.features import FEATURE_SCHEMA_VERSION_V3, REQUIRED_FEATURES_V3, FeatureVectorV3
+from torghut.contracts.features import (
+    FEATURE_SCHEMA_VERSION_V3,
+    REQUIRED_FEATURES_V3,
+    FeatureVectorV3,
+    optional_decimal,
+)
 from torghut.contracts.frozen import FrozenMap
 from torghut.contracts.hashing import json_safe
 from torghut.contracts.signal import DeadLetter, SignalEnvelope
@@ -32,26 +37,6 @@ REASON_LIST_SEPARATOR = "|"
 _PRICE_KEYS = ("price", "close", "c", "last", "vwap", "vwap_session", "vwap_w5m")
 _VOLATILITY_KEYS = ("vol_realized_w60s", "volatility", "vol", "sigma")
 _EMPTY: FrozenMap[str, Any] = FrozenMap()
-
-
-def optional_decimal(value: object) -> Decimal | None:
-    """Torghut's ``optional_decimal``: ``Decimal(str(value))``, with ``None`` for anything that fails.
-
-    >>> optional_decimal(0.1), optional_decimal("abc"), optional_decimal(True)
-    (Decimal('0.1'), None, None)
-    """
-    kind = type(value)
-    if kind is float:
-        # str(float) is repr(float) in Python 3; repr skips a method lookup (this runs ~15 times per event).
-        return Decimal(repr(value))
-    if value is None:
-        return None
-    if kind is Decimal:
-        return value  # type: ignore[return-value]
-    try:
-        return Decimal(str(value))
-    except (ValueError, TypeError, ArithmeticError):
-        return None
 
 
 def _nested(payload: FrozenMap[str, Any], block: str, key: str) -> Any:

@@ -31,6 +31,7 @@ from torghut.contracts.decision import (
     rejected,
     rejection_from_trace,
 )
+from torghut.contracts.features import optional_decimal
 from torghut.contracts.frozen import freeze
 from torghut.contracts.portfolio import OrderIntent, PortfolioIntent
 from torghut.contracts.strategy import Direction
@@ -308,15 +309,6 @@ def policy_for_intent(
     )
 
 
-def _to_decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, Decimal):
-        return value
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        return None
-
-
 def _first_truthy(params: Any, keys: tuple[str, ...]) -> Any:
     # torghut chains these keys with ``or``: a zero or empty value falls through to the next key
     for key in keys:
@@ -342,13 +334,13 @@ def policy_for_decision(
         event_ts=decision.event_ts,
         client_order_id=decision.decision_hash,
         config=config,
-        price=_to_decimal(decision.params.get("price")),
+        price=optional_decimal(decision.params.get("price")),
         position_qty=position_qty,
         order_type=decision.order_type,
         time_in_force=decision.time_in_force,
         limit_price=decision.limit_price,
-        spread=_to_decimal(decision.params.get("spread")),
-        adv=_to_decimal(_first_truthy(decision.params, ADV_PARAM_KEYS)),
+        spread=optional_decimal(decision.params.get("spread")),
+        adv=optional_decimal(_first_truthy(decision.params, ADV_PARAM_KEYS)),
         strategy_max_notional=strategy_max_notional,
         audit={"strategy_id": decision.strategy_id, "rationale": decision.rationale},
     )

@@ -333,20 +333,8 @@ class AlpacaAdapter:
         )
 
     def _rejected(self, order: OrderIntent, failure: BrokerFailure) -> ExecutionReport:
-        return ExecutionReport(
-            client_order_id=order.client_order_id,
-            broker_order_id="",
-            account=order.account,
-            symbol=order.symbol,
-            side=order.side,
-            qty=order.qty,
-            filled_qty=Decimal(0),
-            avg_fill_price=None,
-            fee=Decimal(0),
-            status="rejected",
-            adapter=ADAPTER_NAME,
-            event_ts=self._clock(),
-            raw=freeze(failure.to_json()),
+        return ExecutionReport.unfilled(
+            order, status="rejected", adapter=ADAPTER_NAME, event_ts=self._clock(), raw=failure.to_json()
         )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from torghut.connectors.clickhouse.schema import TA_SIGNALS_COLUMNS
 from torghut.connectors.synthetic.indicators import SignalIndicators
 
 __all__ = [
@@ -42,36 +43,8 @@ __all__ = [
 DEFAULT_START = datetime(2026, 2, 19, 14, 30, tzinfo=UTC)
 """The default first ``event_ts``: the V3 reference day's regular-session open (09:30 New York)."""
 
-TA_SIGNAL_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "event_ts",
-    "seq",
-    "ingest_ts",
-    "is_final",
-    "source",
-    "window_size",
-    "window_step",
-    "window_start",
-    "window_end",
-    "version",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "ema12",
-    "ema26",
-    "rsi14",
-    "boll_mid",
-    "boll_upper",
-    "boll_lower",
-    "vwap_session",
-    "vwap_w5m",
-    "imbalance_spread",
-    "imbalance_bid_px",
-    "imbalance_ask_px",
-    "imbalance_bid_sz",
-    "imbalance_ask_sz",
-    "vol_realized_w60s",
-)
+TA_SIGNAL_COLUMNS: tuple[str, ...] = tuple(name for name, _ in TA_SIGNALS_COLUMNS)
+"""The ``torghut.ta_signals`` columns in DDL order (the ClickHouse schema module is the one source)."""
 """The ``torghut.ta_signals`` columns in DDL order (what ``SELECT *`` returns)."""
 
 REAL_TICKERS: tuple[str, ...] = (
