@@ -68,7 +68,10 @@ else:
     extra = {"intents": result.streams["intents"].count, "orders": result.streams["orders"].count,
              "latency_buckets": sorted(buckets.items())}
 elapsed = time.perf_counter() - started
-rss_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+# VmHWM is this process's own peak (ru_maxrss would carry the parent's across fork and exec); workers of
+# a multi-process run report theirs through RUSAGE_CHILDREN, which does start from zero in this child.
+hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+rss_kb = max(hwm[0] if hwm else 0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(json.dumps({"elapsed_s": elapsed, "max_rss_mb": rss_kb / 1024, **extra}))
 """
 

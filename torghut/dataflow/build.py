@@ -14,6 +14,7 @@ everything between a raw-record stream and the output records, so the replay and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,7 @@ from typing import Any, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.operators import StatefulBatchLogic
 from pydantic import BaseModel, ConfigDict
 
 from torghut.connectors.broker import ExecutionAdapter
@@ -132,6 +134,37 @@ def _symbol(fv: FeatureVectorV3) -> str:
     return fv.symbol
 
 
+_RAW_SYMBOL = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
+
+
+def raw_symbol(item: RawRecord) -> str:
+    """The symbol of a raw record without decoding it (``""`` when it has none), for routing."""
+    raw = item[0]
+    if isinstance(raw, dict):
+        symbol = raw.get("symbol")
+        return symbol if isinstance(symbol, str) else ""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    if isinstance(raw, bytes | bytearray):
+        match = _RAW_SYMBOL.search(raw)
+        return match.group(1).decode("utf-8", "replace") if match else ""
+    return ""
+
+
+class _Route(StatefulBatchLogic[RawRecord, RawRecord, None]):
+    """Passes a symbol's raw records through: the keyed step only moves them to the symbol's worker."""
+
+    def on_batch(self, values: list[RawRecord]) -> tuple[list[RawRecord], bool]:
+        return values, StatefulBatchLogic.DISCARD
+
+    def snapshot(self) -> None:
+        return None
+
+
+def _route(_resume: None) -> _Route:
+    return _Route()
+
+
 def _is_symbol_output(item: object) -> TypeGuard[SymbolIntent | DroppedIntents]:
     return isinstance(item, SymbolIntent | DroppedIntents)
 
@@ -181,7 +214,10 @@ def wire_engine(
     trading = engine.trading
     account = engine.account.account
     legacy = LegacyDecider(catalog.definitions, engine.account.starting_equity, trading)
-    parsed = parse_stage("parse", raw)
+    # Route raw records to their symbol's worker before decoding: bytes cross between processes instead
+    # of parsed feature vectors, and every later symbol-keyed step is already on the right worker.
+    routed = op.key_rm("unkey_raw", op.stateful_batch("route", op.key_on("key_raw", raw, raw_symbol), _route))
+    parsed = parse_stage("parse", routed)
     normalized = normalize_stage("normalize", parsed.envelopes)
     outputs: list[Stream[Any]] = [parsed.dead_letters, normalized.dead_letters]
 
