@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -26,14 +25,13 @@ from bytewax.testing import run_main
 
 from torghut.connectors.replay_file import ReplayFileSource
 from torghut.connectors.synthetic.generator import write_sample_signals
-from torghut.dataflow.build import FlowSpec, build_replay_flow
+from torghut.dataflow.build import FlowSpec, build_replay_flow, raw_symbol
 from torghut.dataflow.config import EngineConfig
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / ".data"
 RESULTS = ROOT / "results"
 CATALOG = ROOT / "catalog.yaml"
-_SYMBOL = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
 
 
 class _Nothing(StatefulBatchLogic[Any, Any, None]):
@@ -54,15 +52,10 @@ class _DiscardSink(DynamicSink[Any]):
         return _Discard()
 
 
-def _raw_symbol(item: tuple[object, Any]) -> str:
-    match = _SYMBOL.search(item[0])  # type: ignore[arg-type]
-    return match.group(1).decode() if match else ""
-
-
 def noop_flow(signals: Path, batch_size: int, shards: int) -> Dataflow:
     flow = Dataflow("noop_chain")
     raw = op.input("source", flow, ReplayFileSource(signals, shards=shards, batch_size=batch_size))
-    keyed = op.key_on("key_symbol", raw, _raw_symbol)
+    keyed = op.key_on("key_symbol", raw, raw_symbol)  # the engine's own routing key
     nothing = op.stateful_batch("noop", keyed, lambda _: _Nothing())
     op.output("out", nothing, _DiscardSink())
     return flow

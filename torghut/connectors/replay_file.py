@@ -27,7 +27,8 @@ from torghut.contracts.signal import InputPosition
 RawRecord = tuple[object, InputPosition]
 ResumeState = tuple[int, int]
 
-_SYMBOL = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
+#: A JSON record's ``symbol`` field, found without decoding the record (for sharding and routing).
+SYMBOL_FIELD = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
 _PROBE_BYTES = 4096
 
 
@@ -122,7 +123,7 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
             stripped = line.strip()
             if not stripped:
                 continue
-            match = _SYMBOL.search(stripped)
+            match = SYMBOL_FIELD.search(stripped)
             row_shard = zlib.crc32(match.group(1)) % shards if match else 0
             if row_shard == shard:
                 batch.append((stripped, InputPosition(self._source, self._label, self._line_no)))

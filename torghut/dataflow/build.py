@@ -14,7 +14,6 @@ everything between a raw-record stream and the output records, so the replay and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from torghut.connectors.broker import ExecutionAdapter
 from torghut.connectors.part_files import CountSink, Route, RoutedPartFileSink
-from torghut.connectors.replay_file import ProgressCallback, RawRecord, ReplayFileSource
+from torghut.connectors.replay_file import SYMBOL_FIELD, ProgressCallback, RawRecord, ReplayFileSource
 from torghut.contracts.account import AccountView
 from torghut.contracts.decision import Rejection, TradeDecision
 from torghut.contracts.execution import ExecutionReport
@@ -134,9 +133,6 @@ def _symbol(fv: FeatureVectorV3) -> str:
     return fv.symbol
 
 
-_RAW_SYMBOL = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
-
-
 def raw_symbol(item: RawRecord) -> str:
     """The symbol of a raw record without decoding it (``""`` when it has none), for routing."""
     raw = item[0]
@@ -146,7 +142,7 @@ def raw_symbol(item: RawRecord) -> str:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
     if isinstance(raw, bytes | bytearray):
-        match = _RAW_SYMBOL.search(raw)
+        match = SYMBOL_FIELD.search(raw)
         return match.group(1).decode("utf-8", "replace") if match else ""
     return ""
 
