@@ -9,21 +9,9 @@ import psycopg
 from psycopg import sql
 
 from tests.conftest import EXAMPLES
+from tests.connectors.postgres.support import TABLES
 from torghut.dataflow.service_config import ServiceConfig, service_config_from_data
 
-TABLES = (
-    "strategies",
-    "strategy_versions",
-    "strategy_intents",
-    "symbol_intents",
-    "portfolio_intents",
-    "trade_decisions",
-    "rejections",
-    "executions",
-    "position_snapshots",
-    "dead_letters",
-    "trade_cursor",
-)
 # Wall-clock columns: the only ones that legitimately differ between two databases holding the same run.
 WALL_CLOCK = ("created_at", "updated_at")
 

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -65,6 +66,32 @@ def _digests(out: Path) -> tuple[dict[str, str], dict[str, int]]:
     return {k: v["sha256"] for k, v in streams.items()}, {k: v["count"] for k, v in streams.items()}
 
 
+def start_maybe_killed(
+    cmd: list[str], *, env: dict[str, str], stderr: Any, delay_s: float | None
+) -> tuple[subprocess.Popen[bytes], bool]:
+    """Start ``cmd``; with ``delay_s``, SIGKILL it if it still runs then. Return it and whether it was killed."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+    if delay_s is not None:
+        try:
+            proc.wait(timeout=delay_s)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return proc, True
+    return proc, False
+
+
+def crash_arguments(description: str | None, default_work: Path) -> argparse.Namespace:
+    """Parse the crash harnesses' shared command line (input size, kills, seed, work directory)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--minutes", type=int, default=17, help="100 symbols x 17 min = 102,000 events")
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=default_work)
+    return parser.parse_args()
+
+
 def _run(cmd: list[str], timeout_s: float) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=timeout_s, env=dict(os.environ))
 
@@ -105,19 +132,14 @@ def run_crash_test(
         cmd = _command(signals, out, extra)
         while True:
             report.runs += 1
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ)
+            delay = rng.uniform(startup, max(duration, startup + 0.1)) if report.kills < kills else None
+            proc, killed = start_maybe_killed(
+                cmd, env=dict(os.environ), stderr=subprocess.PIPE, delay_s=delay
             )
-            if report.kills < kills:
-                delay = rng.uniform(startup, max(duration, startup + 0.1))
-                try:
-                    proc.wait(timeout=delay)
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
-                    report.kills += 1
-                    report.kill_times_s.append(round(delay, 3))
-                    continue
+            if killed and delay is not None:
+                report.kills += 1
+                report.kill_times_s.append(round(delay, 3))
+                continue
             _, stderr = proc.communicate(timeout=timeout_s)
             if proc.returncode != 0:
                 msg = f"resumed replay failed (exit {proc.returncode}):\n{stderr.decode(errors='replace')[-3000:]}"
@@ -129,13 +151,7 @@ def run_crash_test(
 
 def main() -> None:
     """Command line: generate an input, run the crash test, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--minutes", type=int, default=17, help="100 symbols x 17 min = 102,000 events")
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=Path("out/crash-test"))
-    args = parser.parse_args()
+    args = crash_arguments(__doc__, Path("out/crash-test"))
     from torghut.connectors.synthetic.generator import write_sample_signals
 
     args.work.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,9 @@ uninterrupted run's, none twice.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +41,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from tests.recovery.crash_harness import crash_arguments, start_maybe_killed
 from torghut.connectors.postgres import LocalPostgres
 from torghut.connectors.postgres.server import dsn_for
 
@@ -320,19 +319,13 @@ def _cycle(
             report.runs += 1
             log = work / f"crashed-{cycle}-run-{report.runs}.log"
             with log.open("wb") as stderr:
-                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
-                killed = False
-                if report.kills < kills:
-                    delay = rng.uniform(report.startup_s, max(report.reference_s, report.startup_s + 0.1))
-                    try:
-                        proc.wait(timeout=delay)
-                    except subprocess.TimeoutExpired:
-                        proc.send_signal(signal.SIGKILL)
-                        proc.wait()
-                        report.kills += 1
-                        report.kill_times_s.append(round(delay, 3))
-                        killed = True
-                if not killed:
+                low, high = report.startup_s, max(report.reference_s, report.startup_s + 0.1)
+                delay = rng.uniform(low, high) if report.kills < kills else None
+                proc, killed = start_maybe_killed(cmd, env=env, stderr=stderr, delay_s=delay)
+                if killed and delay is not None:
+                    report.kills += 1
+                    report.kill_times_s.append(round(delay, 3))
+                else:
                     proc.wait(timeout=timeout_s)
             text = log.read_text(encoding="utf-8", errors="replace")
             # A back-fill is a replayed submission that found its order at the broker instead of POSTing.
@@ -362,13 +355,7 @@ def _cycle(
 
 def main() -> None:
     """Command line: generate an input, run the service crash test, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--minutes", type=int, default=17, help="100 symbols x 17 min = 102,000 events")
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=Path("out/crash-test-service"))
-    args = parser.parse_args()
+    args = crash_arguments(__doc__, Path("out/crash-test-service"))
     from torghut.connectors.synthetic.generator import write_sample_signals
 
     shutil.rmtree(args.work, ignore_errors=True)

@@ -124,7 +124,7 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
             if not stripped:
                 continue
             match = SYMBOL_FIELD.search(stripped)
-            row_shard = zlib.crc32(match.group(1)) % shards if match else 0
+            row_shard = symbol_shard(match.group(1), shards) if match else 0
             if row_shard == shard:
                 batch.append((stripped, InputPosition(self._source, self._label, self._line_no)))
         if self._progress is not None:

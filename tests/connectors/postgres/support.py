@@ -27,3 +27,19 @@ def count(conn: psycopg.Connection[tuple[object, ...]], table: str) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
     assert row is not None
     return int(str(row[0]))
+
+
+#: Every table the engine writes, in foreign-key order (for full dumps in idempotency tests).
+TABLES = (
+    "strategies",
+    "strategy_versions",
+    "strategy_intents",
+    "symbol_intents",
+    "portfolio_intents",
+    "trade_decisions",
+    "rejections",
+    "executions",
+    "position_snapshots",
+    "dead_letters",
+    "trade_cursor",
+)

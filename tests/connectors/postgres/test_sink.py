@@ -9,7 +9,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
 from tests.connectors.postgres import records as r
-from tests.connectors.postgres.support import count, dump
+from tests.connectors.postgres.support import TABLES, count, dump
 from torghut.connectors.postgres import (
     LocalPostgres,
     PersistenceError,
@@ -17,20 +17,6 @@ from torghut.connectors.postgres import (
     PostgresSink,
     TradeCursor,
     load_cursor,
-)
-
-TABLES = (
-    "strategies",
-    "strategy_versions",
-    "strategy_intents",
-    "symbol_intents",
-    "portfolio_intents",
-    "trade_decisions",
-    "rejections",
-    "executions",
-    "position_snapshots",
-    "dead_letters",
-    "trade_cursor",
 )
 
 
