@@ -30,7 +30,11 @@ OPERATOR_METRICS = {
     "torghut_no_signal_reason": ("counter", ("reason",)),
     "torghut_broker_errors": ("counter", ("reason",)),
     "torghut_sink_retries": ("counter", ("sink",)),
+    "torghut_kafka_errors": ("counter", ("role", "reason")),
+    "torghut_source_errors": ("counter", ("source", "reason")),
     "torghut_runtime_unhandled_exceptions": ("counter", ()),
+    "torghut_kill_switch_engaged": ("gauge", ()),
+    "torghut_trading_control_read_failures": ("counter", ()),
 }
 
 
@@ -55,7 +59,7 @@ def test_every_metric_has_its_design_name_and_type() -> None:
 )
 def test_label_names(name: str, labels: tuple[str, ...]) -> None:
     # A labelled family with no child yet collects no samples, so read the label names off the collector.
-    series = name if name.endswith(("_ms", "_seconds", "_open")) else f"{name}_total"
+    series = name if name.endswith(("_ms", "_seconds", "_open", "_engaged")) else f"{name}_total"
     collector = m.REGISTRY._names_to_collectors[series]
     assert tuple(collector._labelnames) == labels
 
@@ -126,6 +130,8 @@ def test_labelled_accessors_bound_reasons_and_cache(metrics: m.EngineMetrics) ->
     metrics.no_signal("empty_batch").inc()
     metrics.broker_error("APIError: 403 forbidden").inc()
     metrics.sink_retry("postgres").inc()
+    metrics.kafka_error("producer", "_MSG_TIMED_OUT").inc()
+    metrics.source_error("clickhouse", "OperationalError: Error HTTPConnectionPool(...)").inc()
     metrics.events_in.inc(100)
     metrics.intent_conflicts.inc()
     metrics.recovery_snapshots.inc()
@@ -147,6 +153,8 @@ def test_labelled_accessors_bound_reasons_and_cache(metrics: m.EngineMetrics) ->
     assert get("torghut_no_signal_reason_total", {"reason": "empty_batch"}) == 1
     assert get("torghut_broker_errors_total", {"reason": "APIError"}) == 1
     assert get("torghut_sink_retries_total", {"sink": "postgres"}) == 1
+    assert get("torghut_kafka_errors_total", {"role": "producer", "reason": "_MSG_TIMED_OUT"}) == 1
+    assert get("torghut_source_errors_total", {"source": "clickhouse", "reason": "OperationalError"}) == 1
     assert get("torghut_events_in_total") == 100
     assert get("intent_conflict_total") == 1
     assert get("torghut_recovery_snapshots_total") == 1

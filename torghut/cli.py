@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,9 +25,26 @@ strategies_app = typer.Typer(
 app.add_typer(strategies_app, name="strategies")
 db_app = typer.Typer(help="Manage the PostgreSQL schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+control_app = typer.Typer(
+    help=(
+        "Flip the kill switch and the trading switch of a running service (PostgreSQL trading_control). "
+        "The firewall reads them before every order: a change applies to the next order, no restart. "
+        "They add to the static TRADING_KILL_SWITCH_ENABLED / TRADING_ENABLED and can only make trading "
+        "stricter. Without --account a change applies to every account (row '*')."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(control_app, name="control")
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import psycopg
+
+    from torghut.connectors.postgres import ControlRow
     from torghut.dataflow.config import EngineConfig
+
+_T = TypeVar("_T")
 
 console = Console(stderr=True)
 out = Console()
@@ -302,6 +320,164 @@ def db_migrate(
     else:
         out.print("schema up to date: nothing applied", highlight=False)
     out.print(f"schema at {names[present[-1]] if present else 'nothing'}", highlight=False)
+
+
+DsnOption = Annotated[
+    str,
+    typer.Option(
+        envvar="TORGHUT_DATABASE_URL",
+        help="PostgreSQL DSN (postgresql://user:password@host:5432/db); env TORGHUT_DATABASE_URL.",
+        show_default=False,
+    ),
+]
+AccountOption = Annotated[
+    str,
+    typer.Option(
+        "--account",
+        help="Account label (TRADING_ACCOUNT_LABEL, e.g. live or paper); '*' (default) is every account.",
+    ),
+]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why, recorded with the change and on every rejection.")
+]
+ByOption = Annotated[
+    str | None,
+    typer.Option("--by", help="Who made the change (default: $USER@hostname).", show_default=False),
+]
+
+
+class Switch(StrEnum):
+    """``torghut control kill-switch on|off``."""
+
+    on = "on"
+    off = "off"
+
+
+class TradingSwitch(StrEnum):
+    """``torghut control trading enable|disable``."""
+
+    enable = "enable"
+    disable = "disable"
+
+
+def _operator() -> str:
+    import os
+    import socket
+
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _control_table(rows: list[ControlRow], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("account", "kill switch", "trading", "reason", "updated by", "updated at", "version"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.account_label,
+            "ENGAGED" if row.kill_switch else "released",
+            "enabled" if row.trading_enabled else "DISABLED",
+            row.reason or "",
+            row.updated_by,
+            row.updated_at.astimezone(UTC).isoformat(timespec="seconds"),
+            str(row.version),
+        )
+    return table
+
+
+def _control_call(action: Callable[[psycopg.Connection[tuple[object, ...]]], _T], dsn: str) -> _T:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            return action(conn)
+    except psycopg.errors.UndefinedTable as exc:
+        message = "the trading_control table does not exist: run `torghut db migrate` first"
+        raise _fail(message) from exc
+    except psycopg.Error as exc:
+        message = f"trading control: {exc}"
+        raise _fail(message) from exc
+
+
+def _set_control(dsn: str, account: str, reason: str | None, by: str | None, **switches: bool) -> None:
+    from torghut.connectors.postgres import load_controls, set_control
+
+    def write(conn: psycopg.Connection[tuple[object, ...]]) -> list[ControlRow]:
+        set_control(conn, account, updated_by=by or _operator(), reason=reason, **switches)
+        return load_controls(conn)
+
+    rows = _control_call(write, dsn)
+    out.print(_control_table(rows, "trading_control (applies to the next order)"))
+    engaged = [r.account_label for r in rows if r.kill_switch]
+    disabled = [r.account_label for r in rows if not r.trading_enabled]
+    if engaged:
+        out.print(f"kill switch engaged by: {', '.join(engaged)}", highlight=False, soft_wrap=True)
+    if disabled:
+        out.print(f"trading disabled by: {', '.join(disabled)}", highlight=False, soft_wrap=True)
+    out.print(
+        "the static TRADING_KILL_SWITCH_ENABLED / TRADING_ENABLED of each service still apply",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@control_app.command("show")
+def control_show(
+    dsn: DsnOption,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only the rows that apply to this account (its own, '*').")
+    ] = None,
+) -> None:
+    """Show the trading_control rows (no row: the static configuration alone applies)."""
+    from torghut.connectors.postgres import control_state, load_controls
+
+    rows = _control_call(lambda conn: load_controls(conn, account), dsn)
+    if not rows:
+        where = f"account {account!r}" if account else "any account"
+        out.print(
+            f"no trading_control row for {where}: the static configuration alone applies",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    out.print(_control_table(rows, "trading_control"))
+    if account is not None:
+        state = control_state(rows)
+        out.print(
+            f"account {account}: kill switch {'ENGAGED' if state.kill_switch else 'released'}, "
+            f"trading {'enabled' if state.trading_enabled else 'DISABLED'} by the control "
+            f"(revision {state.revision})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@control_app.command("kill-switch")
+def control_kill_switch(
+    state: Annotated[
+        Switch, typer.Argument(help="on: block every order; off: release the control's switch.")
+    ],
+    dsn: DsnOption,
+    account: AccountOption = "*",
+    reason: ReasonOption = None,
+    by: ByOption = None,
+) -> None:
+    """Engage or release the runtime kill switch: orders are rejected with kill_switch_enabled."""
+    _set_control(dsn, account, reason, by, kill_switch=state is Switch.on)
+
+
+@control_app.command("trading")
+def control_trading(
+    state: Annotated[
+        TradingSwitch, typer.Argument(help="disable: reject every order (trading_disabled); enable: allow.")
+    ],
+    dsn: DsnOption,
+    account: AccountOption = "*",
+    reason: ReasonOption = None,
+    by: ByOption = None,
+) -> None:
+    """Disable or enable trading at runtime: while disabled, orders are rejected with trading_disabled."""
+    _set_control(dsn, account, reason, by, trading_enabled=state is TradingSwitch.enable)
 
 
 @app.command()

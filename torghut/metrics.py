@@ -196,6 +196,16 @@ class EngineMetrics:
             "Wall-clock seconds between now and the newest signal event time processed.",
             registry=registry,
         )
+        self.kill_switch_engaged = Gauge(
+            "torghut_kill_switch_engaged",
+            "1 while the firewall blocks every order: static or runtime kill switch, or unreadable control.",
+            registry=registry,
+        )
+        self.control_read_failures = Counter(
+            "torghut_trading_control_read_failures_total",
+            "Failed reads of the runtime trading control (each fails closed: the order is rejected).",
+            registry=registry,
+        )
         self._allocator_rejects = Counter(
             "allocator_reject_total",
             "Symbol intents the allocator rejected, by reason.",
@@ -241,6 +251,18 @@ class EngineMetrics:
         self._sink_retries = Counter(
             "torghut_sink_retries_total", "Sink write retries, by sink.", ("sink",), registry=registry
         )
+        self._source_errors = Counter(
+            "torghut_source_errors_total",
+            "Failed source polls (each followed by a backoff), by source and reason (the error's class).",
+            ("source", "reason"),
+            registry=registry,
+        )
+        self._kafka_errors = Counter(
+            "torghut_kafka_errors_total",
+            "Kafka client errors, by role (producer, consumer) and reason (librdkafka's error name).",
+            ("role", "reason"),
+            registry=registry,
+        )
         self._allocator_cache: _ChildCache[Counter] = _ChildCache(self._allocator_rejects.labels)
         self._dead_letter_cache: _ChildCache[Counter] = _ChildCache(self._dead_letters.labels)
         self._gate_cache: _ChildCache[Counter] = _ChildCache(self._gate_verdicts.labels)
@@ -249,6 +271,8 @@ class EngineMetrics:
         self._no_signal_cache: _ChildCache[Counter] = _ChildCache(self._no_signal.labels)
         self._broker_cache: _ChildCache[Counter] = _ChildCache(self._broker_errors.labels)
         self._sink_cache: _ChildCache[Counter] = _ChildCache(self._sink_retries.labels)
+        self._kafka_error_cache: _ChildCache[Counter] = _ChildCache(self._kafka_errors.labels)
+        self._source_error_cache: _ChildCache[Counter] = _ChildCache(self._source_errors.labels)
 
     def allocator_reject(self, reason: str) -> Counter:
         """Return the ``allocator_reject_total`` child for ``reason`` (cut at its first ``:``)."""
@@ -281,6 +305,14 @@ class EngineMetrics:
     def sink_retry(self, sink: str) -> Counter:
         """Return the ``torghut_sink_retries_total`` child for ``sink``."""
         return self._sink_cache.get(sink)
+
+    def kafka_error(self, role: str, reason: str) -> Counter:
+        """Return the ``torghut_kafka_errors_total`` child for ``role`` and the reason's prefix."""
+        return self._kafka_error_cache.get(role, bounded_reason(reason))
+
+    def source_error(self, source: str, reason: str) -> Counter:
+        """Return the ``torghut_source_errors_total`` child for ``source`` and the reason's prefix."""
+        return self._source_error_cache.get(source, bounded_reason(reason))
 
 
 REGISTRY = CollectorRegistry(auto_describe=True)

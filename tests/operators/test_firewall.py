@@ -1,4 +1,4 @@
-"""The order firewall: kill switch, live switches, missing verdicts, duplicates, and the router."""
+"""The order firewall: kill switch, runtime control, live switches, missing verdicts, duplicates, router."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torghut.connectors.broker import DryRunAdapter, ExecutionAdapter, Execution
 from torghut.connectors.paper import PaperAdapter, PaperBook, PaperCosts
 from torghut.contracts.decision import GateVerdict, passed, rejected
 from torghut.contracts.portfolio import OrderIntent
+from torghut.operators.control import STATIC_CONTROL, ControlState, effective_kill_switch
 from torghut.operators.firewall import OrderFirewall, firewall_verdict
 from torghut.operators.trading_config import RISK_GATE_NAMES, TradingConfig
 
@@ -160,3 +161,96 @@ def test_firewall_through_router_to_paper_fills_once() -> None:
     firewall.submit(order(), FULL_TRACE)
     firewall.submit(order(), FULL_TRACE)
     assert len(paper.fills) == 1
+
+
+# The runtime control (torghut.operators.control): passed in as data, it can only make trading stricter.
+
+ENGAGED = ControlState(kill_switch=True, source="postgres", revision="*@2", reason="*: incident 7")
+DISABLED = ControlState(trading_enabled=False, source="postgres", revision="live@1")
+UNREADABLE = ControlState(available=False, source="postgres", reason="OperationalError: connection refused")
+
+
+def test_static_control_gives_the_verdict_of_no_control_at_all() -> None:
+    for config in (TradingConfig(), TradingConfig(trading_kill_switch_enabled=True)):
+        without = firewall_verdict(order(), FULL_TRACE, config=config, sent_ids=set())
+        with_static = firewall_verdict(
+            order(), FULL_TRACE, config=config, sent_ids=set(), control=STATIC_CONTROL
+        )
+        assert with_static == without
+        assert not any(key.startswith("control_") for key in with_static.inputs)
+
+
+def test_a_control_kill_switch_blocks_every_order_and_records_the_control() -> None:
+    adapter = CountingAdapter()
+    firewall = OrderFirewall(TradingConfig(), adapter)
+    results = [firewall.submit(order(coid=f"{i:064d}"), FULL_TRACE, ENGAGED) for i in range(5)]
+    assert adapter.submits == 0
+    assert firewall.snapshot() == ()
+    for result in results:
+        assert result.rejection is not None
+        assert result.rejection.reasons == ("kill_switch_enabled",)
+        inputs = result.verdict.inputs
+        assert inputs["kill_switch"] is True
+        assert (inputs["control_kill_switch"], inputs["control_revision"]) == (True, "*@2")
+        assert inputs["control_reason"] == "*: incident 7"
+    # released again: the next order goes through
+    assert firewall.submit(order(coid="f" * 64), FULL_TRACE, STATIC_CONTROL).report is not None
+    assert adapter.submits == 1
+
+
+def test_a_released_control_cannot_release_the_static_kill_switch() -> None:
+    released = ControlState(kill_switch=False, source="postgres", revision="*@3")
+    verdict = firewall_verdict(
+        order(),
+        FULL_TRACE,
+        config=TradingConfig(trading_kill_switch_enabled=True),
+        sent_ids=set(),
+        control=released,
+    )
+    assert verdict.reason == "kill_switch_enabled"
+
+
+def test_trading_disabled_by_the_control_rejects_with_torghuts_reason() -> None:
+    adapter = CountingAdapter()
+    result = OrderFirewall(TradingConfig(), adapter).submit(order(), FULL_TRACE, DISABLED)
+    assert result.verdict.reason == "trading_disabled"
+    assert result.rejection is not None and result.rejection.reasons == ("trading_disabled",)
+    assert adapter.submits == 0
+
+
+def test_an_unreadable_control_fails_closed() -> None:
+    adapter = CountingAdapter()
+    result = OrderFirewall(TradingConfig(), adapter).submit(order(), FULL_TRACE, UNREADABLE)
+    assert result.verdict.reason == "trading_control_unavailable"
+    assert result.verdict.inputs["control_available"] is False
+    assert result.verdict.inputs["control_reason"] == "OperationalError: connection refused"
+    assert adapter.submits == 0
+    # the kill switch still names itself when both apply
+    engaged = TradingConfig(trading_kill_switch_enabled=True)
+    assert firewall_verdict(
+        order(), FULL_TRACE, config=engaged, sent_ids=set(), control=UNREADABLE
+    ).reason == ("kill_switch_enabled")
+
+
+def test_the_control_is_checked_before_live_switches_and_upstream_verdicts() -> None:
+    live_blocked = TradingConfig(trading_mode="live", trading_kill_switch_enabled=False)
+    assert firewall_verdict(order(), (), config=live_blocked, sent_ids=set(), control=DISABLED).reason == (
+        "trading_disabled"
+    )
+    assert firewall_verdict(
+        order(), (), config=TradingConfig(), sent_ids=set(), control=UNREADABLE
+    ).reason == ("trading_control_unavailable")
+
+
+@pytest.mark.parametrize(
+    ("static", "control", "engaged"),
+    [
+        (False, STATIC_CONTROL, False),
+        (True, STATIC_CONTROL, True),
+        (False, ENGAGED, True),
+        (False, DISABLED, False),
+        (False, UNREADABLE, True),
+    ],
+)
+def test_effective_kill_switch(static: bool, control: ControlState, engaged: bool) -> None:
+    assert effective_kill_switch(static, control) is engaged

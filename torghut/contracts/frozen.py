@@ -7,6 +7,8 @@ wherever a mapping fans out to several consumers (strategies, sinks, hashes).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
 K = TypeVar("K")
@@ -53,8 +55,23 @@ class FrozenMap(dict[K, V]):
 EMPTY: FrozenMap[Any, Any] = FrozenMap()
 
 
-def freeze(value: Any) -> Any:
-    """Return a deeply immutable copy of JSON-like data (dicts become FrozenMap, lists tuples)."""
+# Values returned as they are, decided by exact type: the common case skips the ABC checks below.
+_ATOMS = frozenset((str, int, float, bool, type(None), Decimal, datetime, date, FrozenMap))
+
+
+def freeze(value: Any) -> Any:  # noqa: PLR0911 - exact-type fast paths first
+    """Return a deeply immutable copy of JSON-like data (dicts become FrozenMap, lists tuples).
+
+    >>> freeze({"a": [1, {"b": 2}]})
+    FrozenMap({'a': (1, FrozenMap({'b': 2}))})
+    """
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return FrozenMap({k: v if type(v) in _ATOMS else freeze(v) for k, v in value.items()})
+    if kind is list or kind is tuple:
+        return tuple([v if type(v) in _ATOMS else freeze(v) for v in value])
     if isinstance(value, FrozenMap):
         return value
     if isinstance(value, Mapping):

@@ -68,3 +68,5 @@ class SymbolWatermark:
 
     symbol: str
     event_ts: datetime
+    #: How many feature vectors the batch it closes held (for run summaries).
+    normalized: int = 0

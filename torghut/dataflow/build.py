@@ -23,12 +23,11 @@ from typing import Any, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.operators import StatefulBatchLogic
 from pydantic import BaseModel, ConfigDict
 
 from torghut.connectors.broker import ExecutionAdapter
 from torghut.connectors.part_files import CountSink, Route, RoutedPartFileSink
-from torghut.connectors.replay_file import SYMBOL_FIELD, ProgressCallback, RawRecord, ReplayFileSource
+from torghut.connectors.replay_file import ProgressCallback, RawRecord, ReplayFileSource
 from torghut.contracts.account import AccountView
 from torghut.contracts.decision import Rejection, TradeDecision
 from torghut.contracts.execution import ExecutionReport
@@ -40,9 +39,9 @@ from torghut.dataflow.config import EngineConfig
 from torghut.dataflow.observe import observe_record
 from torghut.operators.account import AccountPipeline, IngestMark, account_stage
 from torghut.operators.aggregate import SymbolWindowAggregator, aggregate_stage, window_end_for
+from torghut.operators.control import ControlSource
+from torghut.operators.decode import routing_symbol
 from torghut.operators.legacy import legacy_decisions, runtime_enabled
-from torghut.operators.normalize import normalize_stage
-from torghut.operators.parse import parse_stage
 from torghut.operators.strategies import StrategyRuntime, strategies_stage
 from torghut.operators.trading_config import TradingConfig
 from torghut.recovery.replay_digest import encode_dead_letter, encode_event_record, encode_feature
@@ -100,9 +99,12 @@ class FlowSpec(BaseModel):
 
 @dataclass(frozen=True)
 class EngineStreams:
-    """What :func:`wire_engine` returns: normalized features and every output record."""
+    """What :func:`wire_engine` returns: every output record, and the normalized vectors or their count."""
 
+    #: The feature vectors, only when wired with ``emit_features``.
     features: Stream[FeatureVectorV3]
+    #: How many vectors each symbol batch normalized.
+    normalized: Stream[int]
     records: Stream[Any]
 
 
@@ -129,36 +131,9 @@ class LegacyDecider:
         return [decision for fv in values for decision in self(fv)]
 
 
-def _symbol(fv: FeatureVectorV3) -> str:
-    return fv.symbol
-
-
 def raw_symbol(item: RawRecord) -> str:
-    """The symbol of a raw record without decoding it (``""`` when it has none), for routing."""
-    raw = item[0]
-    if isinstance(raw, dict):
-        symbol = raw.get("symbol")
-        return symbol if isinstance(symbol, str) else ""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogateescape")
-    if isinstance(raw, bytes | bytearray):
-        match = SYMBOL_FIELD.search(raw)
-        return match.group(1).decode("utf-8", "replace") if match else ""
-    return ""
-
-
-class _Route(StatefulBatchLogic[RawRecord, RawRecord, None]):
-    """Passes a symbol's raw records through: the keyed step only moves them to the symbol's worker."""
-
-    def on_batch(self, values: list[RawRecord]) -> tuple[list[RawRecord], bool]:
-        return values, StatefulBatchLogic.DISCARD
-
-    def snapshot(self) -> None:
-        return None
-
-
-def _route(_resume: None) -> _Route:
-    return _Route()
+    """The symbol a raw ``(record, position)`` item is routed by (:func:`routing_symbol`)."""
+    return routing_symbol(item[0])
 
 
 def _is_symbol_output(item: object) -> TypeGuard[SymbolIntent | DroppedIntents]:
@@ -194,6 +169,8 @@ def wire_engine(
     *,
     cursor_source: str | None = None,
     adapter: ExecutionAdapter | None = None,
+    control: ControlSource | None = None,
+    emit_features: bool = False,
 ) -> EngineStreams:
     """Wire parse, normalize, the decision path and the account stage after ``raw``.
 
@@ -206,39 +183,43 @@ def wire_engine(
             :class:`~torghut.operators.account.IngestCheckpoint` records for this cursor source (the
             service commits them to ``trade_cursor``); the replay leaves it unset.
         adapter: The execution adapter orders go to; None keeps the account stage's paper adapter.
+        control: The runtime trading control the account stage reads before every order (the service's
+            ``trading_control`` table); None keeps the static configuration alone (the replay).
+        emit_features: Also return every normalized feature vector in ``features``.
     """
     trading = engine.trading
     account = engine.account.account
     legacy = LegacyDecider(catalog.definitions, engine.account.starting_equity, trading)
-    # Route raw records to their symbol's worker before decoding: bytes cross between processes instead
-    # of parsed feature vectors, and every later symbol-keyed step is already on the right worker.
-    routed = op.key_rm("unkey_raw", op.stateful_batch("route", op.key_on("key_raw", raw, raw_symbol), _route))
-    parsed = parse_stage("parse", routed)
-    normalized = normalize_stage("normalize", parsed.envelopes)
-    outputs: list[Stream[Any]] = [parsed.dead_letters, normalized.dead_letters]
-
-    if runtime_enabled(trading.trading_strategy_runtime_mode, trading.trading_strategy_scheduler_enabled):
-        runtime = StrategyRuntime(catalog.definitions, registry, engine.runtime)
-        fallback = legacy if trading.trading_strategy_runtime_fallback_legacy else None
-        keyed = op.key_on("key_symbol", normalized.features, _symbol)
-        strategies = strategies_stage("strategies", keyed, runtime, fallback=fallback)
-        aggregated = aggregate_stage(
-            "aggregate", strategies.ticks, SymbolWindowAggregator(engine.aggregation)
-        )
-        outputs += [
-            strategies.intents,
-            strategies.errors,
-            op.filter("symbol_outputs", aggregated, _is_symbol_output),
-        ]
-        to_account: Stream[Any] = op.filter("to_account", aggregated, _is_account_input)
-    else:
-        to_account = op.flat_map_batch("legacy", normalized.features, legacy.batch)
-
+    marker = None
     if cursor_source is not None:
         aggregation = engine.aggregation
         marker = IngestMarker(cursor_source, aggregation.window_s, aggregation.allowed_lateness_s)
-        marks = op.flat_map_batch("ingest_marks", normalized.features, marker)
-        to_account = op.merge("to_account_with_marks", to_account, marks)
+    # Raw records go to their symbol's worker before decoding (bytes cross between processes, not
+    # feature vectors); one keyed step then decodes, normalizes and evaluates them.
+    keyed_raw = op.key_on("key_raw", raw, raw_symbol)
+    plugin_mode = runtime_enabled(
+        trading.trading_strategy_runtime_mode, trading.trading_strategy_scheduler_enabled
+    )
+    if plugin_mode:
+        runtime = StrategyRuntime(catalog.definitions, registry, engine.runtime)
+        fallback = legacy if trading.trading_strategy_runtime_fallback_legacy else None
+    else:  # legacy mode: no strategy runs, so every event takes torghut's legacy decisions
+        runtime = StrategyRuntime((), registry, engine.runtime)
+        fallback = legacy
+    strategies = strategies_stage(
+        "strategies", keyed_raw, runtime, fallback=fallback, emit_features=emit_features, marker=marker
+    )
+    outputs: list[Stream[Any]] = [strategies.dead_letters, strategies.errors]
+    if plugin_mode:
+        aggregated = aggregate_stage(
+            "aggregate", strategies.ticks, SymbolWindowAggregator(engine.aggregation)
+        )
+        outputs += [strategies.intents, op.filter("symbol_outputs", aggregated, _is_symbol_output)]
+        to_account: Stream[Any] = op.filter("to_account", aggregated, _is_account_input)
+    else:
+        to_account = strategies.decisions
+    if marker is not None:
+        to_account = op.merge("to_account_with_marks", to_account, strategies.marks)
 
     pipeline = AccountPipeline(
         definitions=catalog.definitions,
@@ -247,12 +228,13 @@ def wire_engine(
         account=engine.account,
         config_hash=engine.fingerprint(),
         adapter=adapter,
+        control=control,
     )
     keyed_account = op.key_on("key_account", to_account, lambda _: account)
     outputs.append(account_stage("account", keyed_account, pipeline))
     records = op.merge("records", *outputs)
     op.inspect("observe", records, observe_record)
-    return EngineStreams(normalized.features, records)
+    return EngineStreams(strategies.features, strategies.normalized, records)
 
 
 def build_replay_flow(spec: FlowSpec, progress: ProgressCallback | None = None) -> Dataflow:
@@ -263,12 +245,14 @@ def build_replay_flow(spec: FlowSpec, progress: ProgressCallback | None = None) 
     source = ReplayFileSource(
         spec.signals, shards=spec.shards or 1, batch_size=spec.batch_size, progress=progress
     )
-    streams = wire_engine(op.input("source", flow, source), catalog, registry, spec.engine)
+    streams = wire_engine(
+        op.input("source", flow, source), catalog, registry, spec.engine, emit_features=spec.emit_features
+    )
     records = streams.records
     if spec.emit_features:
         records = op.merge("records_and_features", records, streams.features)
     op.output(
         "out", records, RoutedPartFileSink(spec.parts_dir, output_routes(emit_features=spec.emit_features))
     )
-    op.output("count_features", streams.features, CountSink(spec.parts_dir, "features"))
+    op.output("count_features", streams.normalized, CountSink(spec.parts_dir, "features"))
     return flow

@@ -3,6 +3,12 @@
 Records (dead letters, symbol intents, portfolio intents, decisions, rejections, executions) are a small
 fraction of events, so one ``inspect`` step over the record stream counts them; per-event counters
 (events in, strategy evaluations) are incremented once per batch by the stages themselves.
+
+``torghut_signal_lag_seconds`` is not set here: these are output records, which exist only when a strategy
+acts, while the lag is about the newest *input* signal, and a wall-clock read per record would cost the
+replay's hot path. The ClickHouse source sets it once per poll instead. A replay (file source) leaves it
+unset, its signals being historical. The Kafka source leaves it unset too: only the parse stage decodes a
+record's event time, so a per-batch update there is where a Kafka lag would belong.
 """
 
 from __future__ import annotations

@@ -29,7 +29,23 @@ Ingest cursor (ClickHouse source only), the exact semantics:
 Unreachable services: the PostgreSQL sink retries a batch with exponential backoff (5 s cap, a
 ``PostgresSink: write ... failed ... retrying`` warning per attempt) for ``postgres.max_attempts``
 attempts, blocking the flow meanwhile, so nothing is lost; start-up waits for PostgreSQL the same way.
-The ClickHouse source backs off on failed polls (``ClickHouse poll failed ... retry in``).
+The ClickHouse source treats a failed poll (ClickHouse unreachable, an error answer, no answer within
+``source.query_timeout_s``, the client's ``send_receive_timeout``) as transient: the shard's cursor stays,
+the poll is retried after 0.5 s doubling to 30 s (a ``ClickHouse poll failed on <shard> (n in a row, retry
+in ...)`` warning each time, counted in ``torghut_source_errors_total{source="clickhouse",reason}``), and
+reading resumes at the cursor once ClickHouse answers, so no row is lost or read twice. ClickHouse must
+answer at start-up.
+The Kafka source rides out a broker outage without a deadline: each partition's consumer keeps its
+position, reconnects within a second of the broker's return and reads on, so no record is lost, read
+twice or dead-lettered; client errors are counted in ``torghut_kafka_errors_total{role="consumer"}`` and
+logged (``Kafka consumer of <topic>: ... reconnecting``, at most one warning per 10 s). Publishing to
+``source.intents_topic`` re-produces failed deliveries after 0.5 s doubling to 5 s, each attempt bounded
+by ``source.delivery.delivery_timeout_s`` (librdkafka's ``message.timeout.ms``), for
+``source.delivery.max_attempts`` attempts (about three minutes by default), blocking the flow meanwhile
+(``Kafka sink <topic>: n of m record(s) not delivered on attempt k ...`` warnings,
+``torghut_sink_retries_total{sink="kafka:<topic>"}``); then it stops the flow with a
+:class:`~torghut.connectors.kafka.KafkaDeliveryError` naming the topic. The topic is at-least-once:
+a duplicate is byte-identical and consumers de-duplicate by the record's id.
 
 Broker: a retryable :class:`~torghut.connectors.alpaca.AlpacaError` (outcome unknown, throttled,
 5xx) does not stop the flow: :class:`RetryTolerantAdapter` reports the order with status
@@ -65,7 +81,7 @@ from torghut.connectors.clickhouse import (
     TableRef,
     create_ta_signals,
 )
-from torghut.connectors.kafka import publish_json, signal_input
+from torghut.connectors.kafka import DeliveryPolicy, publish_json, signal_input
 from torghut.connectors.postgres import PostgresDynamicSink, PostgresSink, TradeCursor, load_cursor, migrate
 from torghut.connectors.replay_file import ReplayFileSource
 from torghut.contracts.account import AccountSnapshot
@@ -76,6 +92,7 @@ from torghut.contracts.signal import DeadLetter
 from torghut.contracts.strategy import StrategyError, StrategyIntent
 from torghut.dataflow.build import wire_engine
 from torghut.dataflow.config import ConfigError
+from torghut.dataflow.control import CancelOnKillSwitch, build_control_source, cancels_on_kill_switch
 from torghut.dataflow.reconcile import PersistedOrderGuard, reconcile_at_startup
 from torghut.dataflow.service_config import (
     ClickHouseSourceConfig,
@@ -84,6 +101,7 @@ from torghut.dataflow.service_config import (
 )
 from torghut.metrics import parse_metrics_address, serve_metrics
 from torghut.operators.account import IngestCheckpoint
+from torghut.operators.control import ControlSource
 from torghut.strategies.catalog import Catalog, load_catalog
 from torghut.strategies.registry import default_registry
 
@@ -202,17 +220,23 @@ def with_adapter_account(config: ServiceConfig) -> ServiceConfig:
     return config.model_copy(update={"engine": engine.model_copy(update={"account": account})})
 
 
-class _ClickHouseClients:
-    """Makes clickhouse-connect clients; the DSN (which may hold a password) stays out of ``repr``."""
+class ClickHouseClients:
+    """Makes clickhouse-connect clients for the source's settings, the DSN (a secret) kept out of ``repr``.
 
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
+    Every client waits at most ``query_timeout_s`` for an answer (``send_receive_timeout``; the library's
+    default is 300 s), so a hung statement fails the poll, which is retried with backoff.
+    """
+
+    def __init__(self, source: ClickHouseSourceConfig) -> None:
+        self._dsn = source.client_dsn()
+        self._options = source.client_options()
 
     def __call__(self) -> Any:
-        return clickhouse_connect.get_client(dsn=self._dsn)
+        """Open a new client (one per source partition, and one for each start-up query)."""
+        return clickhouse_connect.get_client(dsn=self._dsn, **self._options)
 
     def __repr__(self) -> str:
-        return "_ClickHouseClients(dsn=<redacted>)"
+        return f"ClickHouseClients(dsn=<redacted>, options={self._options!r})"
 
 
 def _clickhouse_source(
@@ -226,7 +250,7 @@ def _clickhouse_source(
         cursor_rule="exact",
     )
     return ClickHouseSource(
-        _ClickHouseClients(source.client_dsn()),
+        ClickHouseClients(source),
         shards=source.shards,
         settings=settings,
         poll=PollSettings(poll_interval_s=source.poll_interval_s, once=once),
@@ -243,6 +267,7 @@ def build_service_flow(
     start_cursor: SignalCursor | None = None,
     adapter: ExecutionAdapter | None = None,
     catalog: Catalog | None = None,
+    control: ControlSource | None = None,
 ) -> Dataflow:
     """Wire the configured source, the engine and the PostgreSQL sink (and the Kafka intents topic).
 
@@ -254,6 +279,7 @@ def build_service_flow(
         start_cursor: ClickHouse only: where partitions without recovery state start.
         adapter: The execution adapter; None keeps the paper adapter.
         catalog: The loaded catalog (loaded from ``config.catalog`` when None).
+        control: The runtime trading control read before every order; None: the static configuration.
     """
     registry = default_registry()
     catalog = catalog if catalog is not None else load_catalog(config.catalog, registry)
@@ -274,7 +300,9 @@ def build_service_flow(
     else:
         file_source = ReplayFileSource(source.path, shards=source.shards, batch_size=source.batch_size)
         raw = op.input("file_in", flow, file_source)
-    streams = wire_engine(raw, catalog, registry, config.engine, cursor_source=cursor_source, adapter=adapter)
+    streams = wire_engine(
+        raw, catalog, registry, config.engine, cursor_source=cursor_source, adapter=adapter, control=control
+    )
     records = op.merge("all_records", streams.records, *source_errors) if source_errors else streams.records
     persisted = op.filter_map("persisted", records, to_persisted)
     sink = PostgresDynamicSink(
@@ -285,7 +313,14 @@ def build_service_flow(
     op.output("postgres_out", persisted, sink)
     if isinstance(source, KafkaSourceConfig) and source.intents_topic:
         published = op.filter("published", records, lambda r: isinstance(r, StrategyIntent | TradeDecision))
-        publish_json("kafka_intents_out", published, brokers=list(source.brokers), topic=source.intents_topic)
+        policy = DeliveryPolicy(**source.delivery.model_dump())
+        publish_json(
+            "kafka_intents_out",
+            published,
+            brokers=list(source.brokers),
+            topic=source.intents_topic,
+            policy=policy,
+        )
     return flow
 
 
@@ -341,7 +376,7 @@ def start_cursor_for(config: ServiceConfig) -> SignalCursor | None:
         return SignalCursor(stored.cursor_at, stored.cursor_seq, stored.cursor_symbol)
     if source.start != "earliest":
         return None
-    client = _ClickHouseClients(source.client_dsn())()
+    client = ClickHouseClients(source)()
     table = TableRef.parse(source.table)
     first = client.query(f"SELECT min(event_ts), count() FROM {table.database}.{table.table}").result_rows[0]
     if not first[1]:
@@ -355,7 +390,7 @@ def ensure_signal_table(config: ServiceConfig) -> None:
     """Create the ClickHouse signal table when the source asks for it (``create_table: true``)."""
     source = config.source
     if isinstance(source, ClickHouseSourceConfig) and source.create_table:
-        create_ta_signals(_ClickHouseClients(source.client_dsn())(), source.table, ttl_days=None)
+        create_ta_signals(ClickHouseClients(source)(), source.table, ttl_days=None)
 
 
 def cluster_from_env(environ: Mapping[str, str]) -> tuple[list[str], int] | None:
@@ -457,8 +492,14 @@ def run_service(
         reconcile_at_startup(dsn, AlpacaAdapter(AlpacaConfig.from_env()), config.adapter.reconcile, say=say)
         adapter = PersistedOrderGuard(adapter, dsn)
     say(f"adapter {config.adapter_kind}, account {config.engine.account.account}")
+    control = build_control_source(config)
+    source: ControlSource | None = control
+    if control is not None:
+        say(f"trading control: trading_control rows {control.account!r} and '*', read before every order")
+        if cancels_on_kill_switch(config):
+            source = CancelOnKillSwitch(control, AlpacaAdapter(AlpacaConfig.from_env()))
     flow = build_service_flow(
-        config, once=once, until=until, start_cursor=start, adapter=adapter, catalog=catalog
+        config, once=once, until=until, start_cursor=start, adapter=adapter, catalog=catalog, control=source
     )
     epoch = timedelta(seconds=config.snapshot_interval_s)
     cluster = cluster_from_env(os.environ)
@@ -472,5 +513,7 @@ def run_service(
     finally:
         if metrics is not None:
             metrics.close()
+        if control is not None:
+            control.close()
     counts = summarize(config.postgres.dsn.get_secret_value())
     return ServiceRun(applied, start, counts, time.perf_counter() - started)

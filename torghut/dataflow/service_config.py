@@ -3,7 +3,7 @@
 :class:`ServiceConfig` composes the engine's :class:`~torghut.dataflow.config.EngineConfig` with the
 service's own sections. One YAML file holds both: the engine sections (``runtime``, ``aggregation``,
 ``allocation``, ``account``, ``trading``) and the service sections (``source``, ``postgres``, ``adapter``,
-``catalog``, ``metrics_address``, ``recovery_dir``, ``snapshot_interval_s``)::
+``catalog``, ``metrics_address``, ``recovery_dir``, ``snapshot_interval_s``, ``trading_control``)::
 
     source: {kind: clickhouse, host: torghut-clickhouse, port: 8123, password: "...", shards: 1}
     postgres: {dsn: "postgresql://torghut@db:5432/torghut"}
@@ -82,6 +82,8 @@ class ClickHouseSourceConfig(_Section):
             first row (the local default, whose sample signals are historical).
         poll_interval_s: Wait after an empty or partial batch.
         create_table: Create the table when it is missing (the local default does).
+        query_timeout_s: Longest wait for ClickHouse's answer to one statement (clickhouse-connect's
+            ``send_receive_timeout``) before the poll fails and is retried with backoff.
     """
 
     kind: Literal["clickhouse"] = "clickhouse"
@@ -99,6 +101,15 @@ class ClickHouseSourceConfig(_Section):
     start: Literal["lookback", "earliest"] = "lookback"
     poll_interval_s: float = Field(default=1.0, gt=0)
     create_table: bool = False
+    query_timeout_s: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Longest wait in seconds for ClickHouse's answer to one statement (clickhouse-connect's "
+            "send_receive_timeout, whole seconds); a slower poll fails and is retried with backoff. "
+            "Ignored for chdb DSNs (in process)."
+        ),
+    )
 
     def client_dsn(self) -> str:
         """The clickhouse-connect DSN (secret: it may contain the password)."""
@@ -108,6 +119,18 @@ class ClickHouseSourceConfig(_Section):
         password = self.password.get_secret_value()
         auth = quote(self.user, safe="") + (f":{quote(password, safe='')}" if password else "")
         return f"{scheme}://{auth}@{self.host}:{self.port}"
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``clickhouse_connect.get_client`` besides the DSN (none for chdb).
+
+        >>> ClickHouseSourceConfig(query_timeout_s=5).client_options()
+        {'send_receive_timeout': 5}
+        >>> ClickHouseSourceConfig(dsn="chdb://memory").client_options()
+        {}
+        """
+        if self.client_dsn().startswith("chdb:"):
+            return {}
+        return {"send_receive_timeout": self.query_timeout_s}
 
     def describe(self) -> str:
         """Where the signals come from, without secrets."""
@@ -119,6 +142,30 @@ class ClickHouseSourceConfig(_Section):
         return f"ClickHouse {where} table {self.table}"
 
 
+class KafkaDeliveryConfig(_Section):
+    """How publishing to ``intents_topic`` rides out a broker that is gone (``source.delivery``).
+
+    Failed deliveries are produced again after a backoff that doubles from ``backoff_initial_s`` to
+    ``backoff_max_s``, blocking the flow meanwhile; after ``max_attempts`` attempts the flow stops with
+    an error naming the topic. The defaults ride out about three minutes without a broker.
+    """
+
+    max_attempts: int = Field(
+        default=20,
+        ge=1,
+        description="Delivery attempts per record, the first included, before the flow stops.",
+    )
+    backoff_initial_s: float = Field(
+        default=0.5, gt=0, description="Wait after the first failed attempt; doubles after each further one."
+    )
+    backoff_max_s: float = Field(default=5.0, gt=0, description="Longest wait between two attempts.")
+    delivery_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="librdkafka's message.timeout.ms: how long one attempt may take before it fails.",
+    )
+
+
 class KafkaSourceConfig(_Section):
     """The TA signal topic (TaSignal JSON); offsets live in the bytewax recovery snapshots.
 
@@ -127,6 +174,7 @@ class KafkaSourceConfig(_Section):
         topic: The signal topic.
         batch_size: Records per poll.
         intents_topic: When set, strategy intents and decisions are also published there as JSON.
+        delivery: Retries of failed deliveries to ``intents_topic`` while the broker is gone.
     """
 
     kind: Literal["kafka"]
@@ -134,6 +182,7 @@ class KafkaSourceConfig(_Section):
     topic: str
     batch_size: int = Field(default=1000, ge=1)
     intents_topic: str | None = None
+    delivery: KafkaDeliveryConfig = KafkaDeliveryConfig()
 
     def describe(self) -> str:
         """Where the signals come from."""
@@ -214,6 +263,9 @@ class ServiceConfig(_Section):
             without recovery (state restarts empty; the ClickHouse cursor still resumes from
             ``trade_cursor``).
         snapshot_interval_s: Epoch length: how often state is snapshotted (and sinks flushed).
+        trading_control: The runtime kill switch and trading switch in PostgreSQL's ``trading_control``
+            table (``torghut control``), read before every order: ``on``, ``off``, or ``auto`` (on unless
+            the adapter is ``paper``).
         engine: The engine's configuration tree.
     """
 
@@ -224,12 +276,27 @@ class ServiceConfig(_Section):
     metrics_address: str | None = "127.0.0.1:9464"
     recovery_dir: Path | None = None
     snapshot_interval_s: float = Field(default=10.0, gt=0)
+    trading_control: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description=(
+            "Read the runtime kill switch and trading switch (PostgreSQL trading_control, set with "
+            "`torghut control`) before every order, failing closed: on, off, or auto (on unless the "
+            "adapter is paper)."
+        ),
+    )
     engine: EngineConfig = EngineConfig()
 
     @property
     def adapter_kind(self) -> Literal["paper", "alpaca", "dry_run"]:
         """The adapter in use: the ``adapter`` section, else ``TRADING_EXECUTION_ADAPTER``."""
         return self.adapter.kind or self.engine.trading.trading_execution_adapter
+
+    @property
+    def reads_trading_control(self) -> bool:
+        """Whether the firewall reads the runtime control (``trading_control``) before every order."""
+        if self.trading_control == "auto":
+            return self.adapter_kind != "paper"
+        return self.trading_control == "on"
 
 
 def service_config_from_data(

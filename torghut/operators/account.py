@@ -14,6 +14,12 @@ Orders go to the paper adapter the stage owns (its book is part of the state) un
 :class:`~torghut.connectors.broker.ExecutionAdapter` is injected (the service's Alpaca adapter); only the
 paper adapter's fills move the stage's ledger.
 
+Runtime control: when a :class:`~torghut.operators.control.ControlSource` is injected (the service's
+``trading_control`` table), it is read at the start of every release and again just before the firewall
+evaluates each order, so a kill switch flipped between two events applies to the very next order. Without
+one (replays) the firewall sees :data:`~torghut.operators.control.STATIC_CONTROL` and nothing outside the
+inputs and the configuration affects a decision.
+
 Ingest checkpoints: when the flow also feeds :class:`IngestMark` records (one per normalized input batch,
 see :func:`torghut.dataflow.build.wire_engine`), each release that includes marks ends with one
 :class:`IngestCheckpoint`: the greatest ``(event_ts, symbol, seq)`` released. A mark sorts at the end of
@@ -42,7 +48,9 @@ from torghut.contracts.features import optional_decimal
 from torghut.contracts.frozen import freeze
 from torghut.contracts.portfolio import PortfolioIntent, SymbolIntent
 from torghut.contracts.strategy import StrategyDefinition
+from torghut.metrics import METRICS
 from torghut.operators.allocate import AccountLedger, Allocator, AllocatorUsage
+from torghut.operators.control import STATIC_CONTROL, ControlSource, ControlState, effective_kill_switch
 from torghut.operators.firewall import OrderFirewall
 from torghut.operators.policy import PolicyResult, policy_for_decision, policy_for_intent
 from torghut.operators.portfolio_config import AccountConfig, AllocationConfig
@@ -188,7 +196,7 @@ _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
 class AccountPipeline:
-    """Processes one account's inputs in canonical order; pure apart from the paper adapter it owns.
+    """Processes one account's inputs in canonical order; pure apart from its adapter and control source.
 
     Args:
         definitions: the catalog, for each strategy's limits and universe.
@@ -198,6 +206,8 @@ class AccountPipeline:
         config_hash: recorded in every decision's provenance.
         adapter: the execution adapter the firewall submits to; None (the default) uses the stage's own
             paper adapter, whose book is part of the snapshot.
+        control: the runtime trading control, read before every order the firewall evaluates; None (the
+            default) means the static configuration alone (replays stay deterministic).
     """
 
     def __init__(
@@ -209,8 +219,10 @@ class AccountPipeline:
         account: AccountConfig,
         config_hash: str,
         adapter: ExecutionAdapter | None = None,
+        control: ControlSource | None = None,
     ) -> None:
         self._adapter = adapter
+        self._control = control
         self._definitions: dict[str, StrategyDefinition] = {d.strategy_id: d for d in definitions}
         self._trading = trading
         self._account = account
@@ -250,6 +262,7 @@ class AccountPipeline:
     def _release(
         self, state: AccountState, ready: list[AccountInput], *, final: bool
     ) -> tuple[AccountState, list[AccountOutput]]:
+        self._read_control()  # once per release (torghut's cycle): keeps the gauge and any hook current
         work = _Work(state, self._trading, self._costs, self._adapter)
         outputs: list[AccountOutput] = []
         for item in sorted(ready, key=canonical_key):
@@ -358,7 +371,7 @@ class AccountPipeline:
         if outcome.approved is None:
             return _rejected(decision, "risk", trace)
         fills_before = work.fill_count
-        result = work.firewall.submit(outcome.approved, trace)
+        result = work.firewall.submit(outcome.approved, trace, self._read_control())
         if result.report is None:
             return _rejected(decision, "firewall", result.trace)
         work.risk = record_order(work.risk, decision.event_ts)
@@ -370,6 +383,12 @@ class AccountPipeline:
         status: DecisionStatus = "filled" if result.report.status == "filled" else "submitted"
         done = dataclasses.replace(decision, status=status, gate_trace=result.trace)
         return [(DECISIONS, done), (ORDERS, outcome.approved), (EXECUTIONS, result.report)]
+
+    def _read_control(self) -> ControlState:
+        control = STATIC_CONTROL if self._control is None else self._control.read()
+        engaged = effective_kill_switch(self._trading.kill_switch_engaged, control)
+        METRICS.kill_switch_engaged.set(1 if engaged else 0)
+        return control
 
     def _mark(self, work: _Work, symbol: str, price: Decimal | None, event_ts: datetime) -> None:
         if price is not None and price > 0:

@@ -2,13 +2,18 @@
 
 Before anything reaches an adapter the firewall checks, in this order:
 
-1. the kill switch (``kill_switch_enabled``), see :attr:`TradingConfig.kill_switch_engaged`;
-2. the two live switches: live mode requires ``TRADING_LIVE_ENABLED`` (``live_trading_disabled``);
-3. that the upstream trace holds a verdict from every configured risk gate
+1. the kill switch (``kill_switch_enabled``): the static one (:attr:`TradingConfig.kill_switch_engaged`)
+   or the runtime control's (:class:`~torghut.operators.control.ControlState`);
+2. the runtime control: unreadable (``trading_control_unavailable``, fail closed) or trading disabled
+   (``trading_disabled``);
+3. the two live switches: live mode requires ``TRADING_LIVE_ENABLED`` (``live_trading_disabled``);
+4. that the upstream trace holds a verdict from every configured risk gate
    (``missing_upstream_verdict:<gate>``) and that none of them rejected (``upstream_rejected:<gate>``);
-4. that the ``client_order_id`` (the decision hash) was never sent (``duplicate_client_order_id``).
+5. that the ``client_order_id`` (the decision hash) was never sent (``duplicate_client_order_id``).
 
-Its state is the set of sent client order ids, snapshotted as a sorted tuple.
+The control is passed in as data, read by the caller just before the order is evaluated; without a
+control source it is :data:`~torghut.operators.control.STATIC_CONTROL` and the verdict depends on the
+configuration alone. Its state is the set of sent client order ids, snapshotted as a sorted tuple.
 """
 
 from __future__ import annotations
@@ -20,6 +25,13 @@ from torghut.connectors.broker import ExecutionAdapter
 from torghut.contracts.decision import GateVerdict, Rejection, passed, rejected, rejection_from_trace
 from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.portfolio import OrderIntent
+from torghut.operators.control import (
+    CONTROL_UNAVAILABLE,
+    KILL_SWITCH_ENABLED,
+    STATIC_CONTROL,
+    TRADING_DISABLED,
+    ControlState,
+)
 from torghut.operators.trading_config import TradingConfig
 
 FIREWALL_GATE = "firewall"
@@ -31,21 +43,23 @@ def firewall_verdict(
     *,
     config: TradingConfig,
     sent_ids: frozenset[str] | set[str],
+    control: ControlState = STATIC_CONTROL,
 ) -> GateVerdict:
-    """Return the firewall's verdict on ``order`` given its upstream ``trace``; no side effects."""
+    """Return the firewall's verdict on ``order`` given its upstream ``trace`` and the control; pure."""
     if not order.client_order_id:
         msg = f"order for {order.symbol} at {order.event_ts.isoformat()} has no client_order_id"
         raise ValueError(msg)
+    kill_switch = config.kill_switch_engaged or control.kill_switch
     inputs = {
         "client_order_id": order.client_order_id,
-        "kill_switch": config.kill_switch_engaged,
+        "kill_switch": kill_switch,
         "mode": config.trading_mode,
         "live_enabled": config.trading_live_enabled,
+        **control.gate_inputs(),
     }
-    if config.kill_switch_engaged:
-        return rejected(FIREWALL_GATE, "kill_switch_enabled", **inputs)
-    if config.trading_mode == "live" and not config.trading_live_enabled:
-        return rejected(FIREWALL_GATE, "live_trading_disabled", **inputs)
+    switch = _switch_reason(config, control, kill_switch=kill_switch)
+    if switch is not None:
+        return rejected(FIREWALL_GATE, switch, **inputs)
     seen = {v.gate for v in trace}
     for gate in config.trading_risk_gates:
         if gate not in seen:
@@ -56,6 +70,19 @@ def firewall_verdict(
     if order.client_order_id in sent_ids:
         return rejected(FIREWALL_GATE, "duplicate_client_order_id", **inputs)
     return passed(FIREWALL_GATE, **inputs)
+
+
+def _switch_reason(config: TradingConfig, control: ControlState, *, kill_switch: bool) -> str | None:
+    """The first switch that blocks every order: kill switch, control, live switches; None if none does."""
+    if kill_switch:
+        return KILL_SWITCH_ENABLED
+    if not control.available:
+        return CONTROL_UNAVAILABLE
+    if not control.trading_enabled:
+        return TRADING_DISABLED
+    if config.trading_mode == "live" and not config.trading_live_enabled:
+        return "live_trading_disabled"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +114,20 @@ class OrderFirewall:
         self._adapter = adapter
         self._sent: set[str] = set(sent_ids)
 
-    def check(self, order: OrderIntent, trace: tuple[GateVerdict, ...]) -> GateVerdict:
+    def check(
+        self, order: OrderIntent, trace: tuple[GateVerdict, ...], control: ControlState = STATIC_CONTROL
+    ) -> GateVerdict:
         """Return the verdict :meth:`submit` would reach, without sending."""
-        return firewall_verdict(order, trace, config=self._config, sent_ids=self._sent)
+        return firewall_verdict(order, trace, config=self._config, sent_ids=self._sent, control=control)
 
-    def submit(self, order: OrderIntent, trace: tuple[GateVerdict, ...]) -> FirewallResult:
-        """Check ``order`` and, when it passes, send it once; the id is remembered as sent."""
-        verdict = self.check(order, trace)
+    def submit(
+        self, order: OrderIntent, trace: tuple[GateVerdict, ...], control: ControlState = STATIC_CONTROL
+    ) -> FirewallResult:
+        """Check ``order`` against ``control`` (read just before) and, when it passes, send it once.
+
+        The id is remembered as sent.
+        """
+        verdict = self.check(order, trace, control)
         full_trace = (*trace, verdict)
         if verdict.blocks:
             rejection = rejection_from_trace(

@@ -92,9 +92,11 @@ def _extract_volatility(payload: FrozenMap[str, Any]) -> Decimal | None:
     return None
 
 
-def _staleness_ms(event_ts: datetime, ingest_ts: datetime | None) -> int:
-    # Event and ingest time only (no wall clock), so a replay gives the same value. The float
-    # arithmetic is torghut's: int(total_seconds * 1000), floored at 0.
+def staleness_ms(event_ts: datetime, ingest_ts: datetime | None) -> int:
+    """Torghut's ``staleness_ms``: ``int((ingest_ts - event_ts).total_seconds() * 1000)``, at least 0.
+
+    Event and ingest time only (no wall clock), so a replay gives the same value.
+    """
     if ingest_ts is None:
         return 0
     if event_ts.tzinfo is _UTC and ingest_ts.tzinfo is _UTC:
@@ -145,7 +147,7 @@ def map_feature_values_v3(envelope: SignalEnvelope) -> dict[str, Any]:
         ),
         "spread": optional_decimal(get("spread")),
         "signal_quality_flag": get("signal_quality_flag"),
-        "staleness_ms": _staleness_ms(envelope.event_ts, envelope.ingest_ts),
+        "staleness_ms": staleness_ms(envelope.event_ts, envelope.ingest_ts),
     }
 
 

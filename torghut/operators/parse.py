@@ -42,7 +42,7 @@ from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope
 from torghut.metrics import METRICS
 
 _UTC = UTC
-_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
+SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
 _ISO_DURATION = re.compile(r"PT(\d+)([SMH])")
 _LEGACY_DURATION = re.compile(r"(?i)\s*(\d+)\s*(sec|secs|s|min|minute|minutes|m|hour|hours|h)\s*")
 _ISO_UNITS = {"S": "Sec", "M": "Min", "H": "Hour"}
@@ -60,7 +60,7 @@ _LEGACY_UNITS = {
 }
 _EVENT_TS_KEYS = ("event_ts", "ts", "timestamp")
 # The Avro TaSignal blocks; a row holding any of them as an object is the nested envelope shape.
-_NESTED_BLOCKS = ("macd", "vwap", "ema", "boll", "imbalance", "vol_realized", "window")
+NESTED_BLOCKS = ("macd", "vwap", "ema", "boll", "imbalance", "vol_realized", "window")
 # Row keys that are envelope identity, never payload, in the nested shape.
 _IDENTITY_KEYS = frozenset(
     ("event_ts", "ts", "timestamp", "ingest_ts", "symbol", "seq", "source", "timeframe", "payload")
@@ -77,10 +77,11 @@ _EXTENDED_FLAT_KEYS = (
     "imbalance_spread",
     "vol_realized_w60s",
 )
-_ATOMS = frozenset((str, int, float, bool, type(None)))
 _MAX_FAST_SEQ_DIGITS = 18
 _CLICKHOUSE_TS_LEN = len("2026-02-19 14:30:05.000")
 _SHOW_LIMIT = 64
+#: The reason of a record nested deeper than Python's recursion limit.
+TOO_DEEPLY_NESTED = "too_deeply_nested"
 # Only for the rare seq values that are not a plain int or digit string: pydantic's own lax int
 # coercion is what torghut's ``SignalEnvelope.seq`` applied, so this reproduces it exactly.
 _LAX_INT: TypeAdapter[int] = TypeAdapter(int)
@@ -197,7 +198,17 @@ def _coerce_timeframe(row: dict[str, Any], payload: dict[str, Any]) -> str | Non
     return timeframe_from_duration(size)
 
 
-def _event_ts(row: dict[str, Any]) -> datetime:
+def flat_timeframe(row: dict[str, Any]) -> str | None:
+    """The timeframe of a row whose payload carries none: its ``timeframe``, else its window size."""
+    return _coerce_timeframe(row, {})
+
+
+def event_ts_of(row: dict[str, Any]) -> datetime:
+    """The row's event time (``event_ts``, else ``ts``, else ``timestamp``), as torghut reads it.
+
+    Raises:
+        RowRejected: No key holds a parseable time (``missing_event_ts`` or ``invalid_event_ts:<value>``).
+    """
     # torghut: event_ts, else ts, else timestamp; an unparseable value falls through to the next key.
     first_invalid: object = None
     for key in _EVENT_TS_KEYS:
@@ -214,7 +225,12 @@ def _event_ts(row: dict[str, Any]) -> datetime:
     _fail(f"invalid_event_ts:{_show(first_invalid)}")
 
 
-def _coerce_seq(value: object) -> int | None:
+def coerce_seq(value: object) -> int | None:
+    """A row's ``seq`` as an int (pydantic's lax rule, as torghut's model), ``None`` when absent.
+
+    Raises:
+        RowRejected: ``invalid_seq:<value>``.
+    """
     if value is None:
         return None
     if type(value) is int:
@@ -227,7 +243,12 @@ def _coerce_seq(value: object) -> int | None:
         _fail(f"invalid_seq:{_show(value)}")
 
 
-def _ingest_ts(value: object) -> datetime | None:
+def ingest_ts_of(value: object) -> datetime | None:
+    """A row's ``ingest_ts`` (None when absent or an unparseable string).
+
+    Raises:
+        RowRejected: ``invalid_ingest_ts:<value>`` for an epoch number out of range.
+    """
     if value is None:
         return None
     parsed = parse_ts(value)
@@ -350,20 +371,10 @@ def _payload_from_nested_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_nested(row: dict[str, Any]) -> bool:
-    for block in _NESTED_BLOCKS:
+    for block in NESTED_BLOCKS:
         if isinstance(row.get(block), dict):
             return True
     return False
-
-
-def _freeze(value: Any) -> Any:
-    # ``freeze`` for the shapes JSON decoding produces, without its per-value ABC checks.
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    if kind is dict:
-        return FrozenMap({k: v if type(v) in _ATOMS else _freeze(v) for k, v in value.items()})
-    return freeze(value)
 
 
 def _check_keys(payload: dict[str, Any]) -> dict[str, Any]:
@@ -377,13 +388,13 @@ def _envelope(row: dict[str, Any], position: InputPosition) -> SignalEnvelope | 
     symbol = row.get("symbol")
     if symbol is None:
         return DeadLetter("parse", "missing_symbol", json_safe(row), position)
-    if not isinstance(symbol, str) or _SYMBOL.fullmatch(symbol) is None:
+    if not isinstance(symbol, str) or SYMBOL.fullmatch(symbol) is None:
         return DeadLetter("parse", "invalid_symbol", json_safe(row), position)
     event_ts: datetime | None = None
     try:
-        event_ts = _event_ts(row)
-        ingest_ts = _ingest_ts(row.get("ingest_ts"))
-        seq = _coerce_seq(row.get("seq"))
+        event_ts = event_ts_of(row)
+        ingest_ts = ingest_ts_of(row.get("ingest_ts"))
+        seq = coerce_seq(row.get("seq"))
         source = row.get("source")
         if source is not None and not isinstance(source, str):
             _fail(f"invalid_source:{_show(source)}")
@@ -394,7 +405,7 @@ def _envelope(row: dict[str, Any], position: InputPosition) -> SignalEnvelope | 
             payload = _check_keys(_payload_from_nested_row(row))
         else:
             payload = payload_from_flat_row(row)
-        frozen_payload: FrozenMap[str, Any] = _freeze(payload)
+        frozen_payload: FrozenMap[str, Any] = freeze(payload)
     except RowRejected as rejected:
         return DeadLetter("parse", rejected.reason, json_safe(row), position, symbol, event_ts)
     return SignalEnvelope(
@@ -409,7 +420,12 @@ def _envelope(row: dict[str, Any], position: InputPosition) -> SignalEnvelope | 
     )
 
 
-def _decode(raw: bytes | bytearray | memoryview | str) -> Any:
+def decode_json(raw: bytes | bytearray | memoryview | str) -> Any:
+    """Decode JSON with orjson, falling back to torghut's ``json.loads`` for what orjson refuses.
+
+    Raises:
+        ValueError: Neither decoder reads the text.
+    """
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -447,7 +463,7 @@ def parse_record(raw: object, position: InputPosition) -> SignalEnvelope | DeadL
             return _envelope(cast(dict[str, Any], raw), position)
         if isinstance(raw, (bytes, bytearray, memoryview, str)):
             try:
-                decoded = _decode(raw)
+                decoded = decode_json(raw)
             except ValueError:
                 return DeadLetter("parse", "invalid_json", json_safe(_undecodable_text(raw)), position)
             if isinstance(decoded, dict):
@@ -461,7 +477,7 @@ def parse_record(raw: object, position: InputPosition) -> SignalEnvelope | DeadL
             if isinstance(raw, (bytes, bytearray, memoryview, str))
             else None
         )
-        return DeadLetter("parse", "too_deeply_nested", text, position)
+        return DeadLetter("parse", TOO_DEEPLY_NESTED, text, position)
 
 
 def parse_batch(batch: list[tuple[object, InputPosition]]) -> list[SignalEnvelope | DeadLetter]:

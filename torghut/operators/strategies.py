@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from time import monotonic, perf_counter_ns
 from typing import Any, ClassVar, TypeGuard
@@ -24,12 +24,13 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 from torghut.contracts.decision import TradeDecision
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.frozen import FrozenMap
-from torghut.contracts.signal import SymbolWatermark
+from torghut.contracts.signal import DeadLetter, InputPosition, SymbolWatermark
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.metrics import METRICS
+from torghut.operators.decode import decode_record
 from torghut.strategies.base import IntentDraft, StrategyParams, StrategyPlugin
 from torghut.strategies.config import RuntimeConfig
-from torghut.strategies.guard import begin_evaluation, end_evaluation, install_network_guard
+from torghut.strategies.guard import begin_evaluation, end_evaluation, install_network_guard, take_violation
 from torghut.strategies.registry import StrategyRegistry
 from torghut.strategies.state import STATE_VERSION, RuntimeState, SlotState, fingerprint
 from torghut.strategies.view import FeatureView
@@ -165,60 +166,108 @@ class StrategyRuntime:
         self, state: RuntimeState, fv: FeatureVectorV3
     ) -> tuple[RuntimeState, list[StrategyIntent], list[StrategyError]]:
         """Evaluate every enabled strategy on ``fv``; return the next state, the intents and the errors."""
+        state, result = self.evaluate_batch(state, [fv])
+        return state, result.intents.get(0, []), result.errors.get(0, [])
+
+    def evaluate_batch(
+        self, state: RuntimeState, batch: Sequence[FeatureVectorV3]
+    ) -> tuple[RuntimeState, BatchResult]:
+        """Evaluate every enabled strategy on one symbol's vectors, in order; return the next state.
+
+        Equal to calling :meth:`evaluate` on each vector in turn (strategies are independent, so each one
+        runs over the whole batch before the next: its latency is measured once per batch).
+        """
         previous = state.strategies
         slots: dict[str, SlotState] = {}
-        intents: list[StrategyIntent] = []
-        errors: list[StrategyError] = []
-        feature_hash: str | None = None
+        result = BatchResult()
         changed = len(previous) != len(self._slots)
         for slot in self._slots:
-            definition = slot.definition
-            sid = definition.strategy_id
+            sid = slot.definition.strategy_id
             current = previous.get(sid)
             if current is None or current.fingerprint != slot.fingerprint:
                 current = self._fresh(slot)
                 changed = True
-            slots[sid] = current
-            if definition.base_timeframe != fv.timeframe or (
-                slot.universe and fv.symbol not in slot.universe
-            ):
-                continue
-            counters = slot.counters
-            counters.events += 1
-            if current.degraded_until is not None and fv.event_ts <= current.degraded_until:
-                errors.append(_error(definition, CIRCUIT_BREAKER, STRATEGY_DEGRADED, fv))
-                counters.errors += 1
-                continue
-            plugin = slot.plugin
-            if plugin is None:
-                errors.append(_error(definition, UNREGISTERED, PLUGIN_NOT_FOUND, fv))
-                counters.errors += 1
-                continue
-            drafts, plugin_state, failure = self._call(slot, plugin, fv, current.plugin_state)
-            if failure is not None:
-                errors.append(_error(definition, plugin.strategy_type, type(failure).__name__, fv))
-                counters.errors += 1
-                slots[sid] = self._failed(current, fv.event_ts)
+            following = self._run_slot(slot, current, batch, result)
+            if following is not current:
                 changed = True
-                continue
-            warming = current.bars_seen < plugin.warmup_bars
-            if (
-                warming
-                or plugin_state is not current.plugin_state
-                or current.consecutive_errors
-                or current.degraded_until is not None
-            ):
-                # bars_seen saturates at the warm-up length: an unchanged stateless slot is reused as is.
-                seen = current.bars_seen + 1 if warming else current.bars_seen
-                slots[sid] = SlotState(slot.fingerprint, plugin_state, seen)
-                changed = True
-            if warming or not drafts:
-                continue
-            if feature_hash is None:
-                feature_hash = fv.normalization_hash()
-            intents.extend(_intent(definition, plugin, draft, fv, feature_hash) for draft in drafts)
-            counters.intents += len(drafts)
-        return (RuntimeState(FrozenMap(slots)) if changed else state), intents, errors
+            slots[sid] = following
+        return (RuntimeState(FrozenMap(slots)) if changed else state), result
+
+    def _run_slot(  # noqa: PLR0912, PLR0915 - one tight loop per strategy and batch: the hot path
+        self, slot: _Slot, current: SlotState, batch: Sequence[FeatureVectorV3], result: BatchResult
+    ) -> SlotState:
+        definition = slot.definition
+        timeframe = definition.base_timeframe
+        universe = slot.universe
+        plugin = slot.plugin
+        params, names, declared = slot.params, slot.names, slot.declared
+        warmup = plugin.warmup_bars if plugin is not None else 0
+        plugin_state = current.plugin_state
+        seen = current.bars_seen
+        consecutive = current.consecutive_errors
+        degraded_until = current.degraded_until
+        dirty = False
+        events = intents = errors = 0
+        started = perf_counter_ns()
+        begin_evaluation()
+        try:
+            for index, fv in enumerate(batch):
+                if fv.timeframe != timeframe or (universe and fv.symbol not in universe):
+                    continue
+                events += 1
+                if degraded_until is not None and fv.event_ts <= degraded_until:
+                    result.error(index, _error(definition, CIRCUIT_BREAKER, STRATEGY_DEGRADED, fv))
+                    errors += 1
+                    continue
+                if plugin is None:
+                    result.error(index, _error(definition, UNREGISTERED, PLUGIN_NOT_FOUND, fv))
+                    errors += 1
+                    continue
+                failure: Exception | None
+                try:
+                    drafts, next_state = plugin.evaluate(
+                        params, FeatureView(fv.values, names, declared), plugin_state
+                    )
+                    if drafts != ():  # most evaluations emit nothing
+                        _check_drafts(drafts)
+                except Exception as exc:  # noqa: BLE001 - isolation: a plugin failure is data, never a crash
+                    failure = exc
+                    take_violation()
+                else:
+                    failure = take_violation()
+                if failure is not None:
+                    result.error(index, _error(definition, plugin.strategy_type, type(failure).__name__, fv))
+                    errors += 1
+                    consecutive += 1
+                    if consecutive >= self.config.circuit_errors:
+                        consecutive, degraded_until = 0, fv.event_ts + self._cooldown
+                    dirty = True
+                    continue
+                warming = seen < warmup
+                if warming or next_state is not plugin_state or consecutive or degraded_until is not None:
+                    # bars_seen saturates at the warm-up length: an unchanged stateless slot is reused as is.
+                    seen = seen + 1 if warming else seen
+                    plugin_state, consecutive, degraded_until = next_state, 0, None
+                    dirty = True
+                if warming or not drafts:
+                    continue
+                feature_hash = result.feature_hash(index, fv)
+                for draft in drafts:
+                    result.intent(index, _intent(definition, plugin, draft, fv, feature_hash))
+                intents += len(drafts)
+        finally:
+            end_evaluation()
+            if events:
+                elapsed_ms = (perf_counter_ns() - started) / 1e6
+                counters = slot.counters
+                counters.events += events
+                counters.intents += intents
+                counters.errors += errors
+                counters.latency_ms = elapsed_ms
+                counters.latency_ms_total += elapsed_ms
+        if not dirty:
+            return current
+        return SlotState(current.fingerprint, plugin_state, seen, consecutive, degraded_until)
 
     @staticmethod
     def _fresh(slot: _Slot) -> SlotState:
@@ -226,35 +275,31 @@ class StrategyRuntime:
             return SlotState(slot.fingerprint, None)
         return SlotState(slot.fingerprint, slot.plugin.initial_state(slot.params))
 
-    @staticmethod
-    def _call(
-        slot: _Slot, plugin: StrategyPlugin[Any, Any], fv: FeatureVectorV3, plugin_state: Any
-    ) -> tuple[Sequence[IntentDraft], Any, Exception | None]:
-        view = FeatureView(fv.values, slot.names, slot.declared)
-        started = perf_counter_ns()
-        begin_evaluation()
-        try:
-            drafts, next_state = plugin.evaluate(slot.params, view, plugin_state)
-            _check_drafts(drafts)
-        except Exception as exc:  # noqa: BLE001 - isolation: a plugin failure is data, never a crash
-            failure: Exception | None = exc
-            drafts, next_state = (), plugin_state
-        else:
-            failure = None
-        finally:
-            violation = end_evaluation()
-            elapsed_ms = (perf_counter_ns() - started) / 1e6
-            slot.counters.latency_ms = elapsed_ms
-            slot.counters.latency_ms_total += elapsed_ms
-        return drafts, next_state, failure or violation
 
-    def _failed(self, current: SlotState, event_ts: datetime) -> SlotState:
-        consecutive = current.consecutive_errors + 1
-        if consecutive >= self.config.circuit_errors:
-            return dataclasses.replace(
-                current, consecutive_errors=0, degraded_until=event_ts + self._cooldown
-            )
-        return dataclasses.replace(current, consecutive_errors=consecutive)
+class BatchResult:
+    """What :meth:`StrategyRuntime.evaluate_batch` produced, by the batch index of the vector."""
+
+    __slots__ = ("_hashes", "errors", "intents")
+
+    def __init__(self) -> None:
+        self.intents: dict[int, list[StrategyIntent]] = {}
+        self.errors: dict[int, list[StrategyError]] = {}
+        self._hashes: dict[int, str] = {}
+
+    def intent(self, index: int, intent: StrategyIntent) -> None:
+        """Add an intent of vector ``index`` (strategies in evaluation order)."""
+        self.intents.setdefault(index, []).append(intent)
+
+    def error(self, index: int, error: StrategyError) -> None:
+        """Add an error of vector ``index``."""
+        self.errors.setdefault(index, []).append(error)
+
+    def feature_hash(self, index: int, fv: FeatureVectorV3) -> str:
+        """The normalization hash of vector ``index``, computed once however many strategies emit on it."""
+        found = self._hashes.get(index)
+        if found is None:
+            found = self._hashes[index] = fv.normalization_hash()
+        return found
 
 
 def _check_drafts(drafts: object) -> None:
@@ -307,14 +352,27 @@ def _intent(
 
 StrategyOutput = StrategyIntent | StrategyError | TradeDecision | SymbolWatermark
 LegacyFallback = Callable[[FeatureVectorV3], Sequence[TradeDecision]]
+#: Extra records per symbol batch from its feature vectors (the service's ingest marks).
+BatchMarker = Callable[[list[FeatureVectorV3]], Sequence[Any]]
+RawRecord = tuple[object, InputPosition]
 
 
-class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, RuntimeState]):
-    """One symbol's strategies: the runtime's state, snapshotted as plain immutable data.
+class StrategiesLogic(StatefulBatchLogic[RawRecord, Any, RuntimeState]):
+    """One symbol's raw signals in, its dead letters, intents, errors and watermarks out.
 
-    With a ``fallback`` (torghut's ``TRADING_STRATEGY_RUNTIME_FALLBACK_LEGACY``), an event on which the
-    runtime produced no intent yields the legacy decisions instead. Each batch ends with a
-    :class:`SymbolWatermark`, so the aggregation downstream can close windows in event time.
+    Each raw record is decoded (:func:`~torghut.operators.decode.decode_record`: parse and normalize)
+    into a feature vector or a dead letter, then the runtime evaluates the batch's vectors. The state is
+    the runtime's, snapshotted as plain immutable data. With a ``fallback`` (torghut's
+    ``TRADING_STRATEGY_RUNTIME_FALLBACK_LEGACY``), an event on which the runtime produced no intent yields
+    the legacy decisions instead. A batch with vectors ends with a :class:`SymbolWatermark` (carrying how
+    many vectors it closes), so the aggregation downstream can close windows in event time.
+
+    Args:
+        runtime: The strategies to run (shared by every symbol on the worker).
+        resume_state: The symbol's snapshot to resume from, or None.
+        fallback: Legacy decisions for events without intents.
+        emit_features: Also emit every feature vector (``replay --emit-features``).
+        marker: Extra records per batch from its vectors (the service's ingest marks).
     """
 
     def __init__(
@@ -322,36 +380,62 @@ class StrategiesLogic(StatefulBatchLogic[FeatureVectorV3, StrategyOutput, Runtim
         runtime: StrategyRuntime,
         resume_state: RuntimeState | None,
         fallback: LegacyFallback | None = None,
+        *,
+        emit_features: bool = False,
+        marker: BatchMarker | None = None,
     ) -> None:
         self._runtime = runtime
         self._state = runtime.restore(resume_state)
         self._fallback = fallback
+        self._emit_features = emit_features
+        self._marker = marker
         self._publisher = MetricsPublisher.for_runtime(runtime)
 
-    def on_batch(self, values: list[FeatureVectorV3]) -> tuple[Iterable[StrategyOutput], bool]:
-        """Evaluate each vector in order; intents and errors go downstream in evaluation order."""
-        out: list[StrategyOutput] = []
-        fallback = self._fallback
+    def on_batch(self, values: list[RawRecord]) -> tuple[Iterable[Any], bool]:
+        """Decode the batch, evaluate its vectors; outputs follow the input and evaluation order."""
+        out: list[Any] = []
+        features: list[FeatureVectorV3] = []
+        for raw, position in values:
+            item = decode_record(raw, position)
+            if type(item) is FeatureVectorV3:
+                features.append(item)
+            else:
+                out.append(item)
+        METRICS.events_in.inc(len(values))
+        if features:
+            self._evaluate(features, out)
+        self._publisher.flush_if_due()
+        return out, StatefulBatchLogic.RETAIN
+
+    def _evaluate(self, features: list[FeatureVectorV3], out: list[Any]) -> None:
         runtime = self._runtime
+        fallback = self._fallback
         latency_before = runtime.latency_totals()
         try:
-            for fv in values:
-                self._state, intents, errors = runtime.evaluate(self._state, fv)
-                out.extend(intents)
-                out.extend(errors)
-                if fallback is not None and not intents:
-                    out.extend(fallback(fv))
+            self._state, result = runtime.evaluate_batch(self._state, features)
+            if result.intents or result.errors or fallback is not None:
+                intents_at, errors_at = result.intents, result.errors
+                for index, fv in enumerate(features):
+                    intents = intents_at.get(index)
+                    if intents:
+                        out.extend(intents)
+                    errors = errors_at.get(index)
+                    if errors:
+                        out.extend(errors)
+                    if fallback is not None and not intents:
+                        out.extend(fallback(fv))
         except Exception:
             METRICS.runtime_unhandled_exceptions.inc()
             raise
         self._publisher.observe_batch(latency_before, runtime.latency_totals())
-        self._publisher.flush_if_due()
-        if values:
-            last = values[-1]
-            out.append(SymbolWatermark(last.symbol, last.event_ts))
-        return out, StatefulBatchLogic.RETAIN
+        last = features[-1]
+        out.append(SymbolWatermark(last.symbol, last.event_ts, len(features)))
+        if self._emit_features:
+            out.extend(features)
+        if self._marker is not None:
+            out.extend(self._marker(features))
 
-    def on_eof(self) -> tuple[Iterable[StrategyOutput], bool]:
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
         """Publish the last counter deltas at the end of input."""
         self._publisher.flush()
         return [], StatefulBatchLogic.RETAIN
@@ -433,68 +517,121 @@ class StrategiesOut:
 
     intents: Stream[StrategyIntent]
     errors: Stream[StrategyError]
+    dead_letters: Stream[DeadLetter]
+    #: Intents, watermarks and legacy decisions, still keyed by symbol: the aggregation's input.
     ticks: KeyedStream[StrategyIntent | SymbolWatermark | TradeDecision]
+    #: Legacy decisions (fallback or legacy mode), unkeyed.
+    decisions: Stream[TradeDecision]
+    #: How many feature vectors each symbol batch normalized (one count per watermark).
+    normalized: Stream[int]
+    #: The feature vectors (only with ``emit_features``).
+    features: Stream[FeatureVectorV3]
+    #: The marker's records.
+    marks: Stream[Any]
 
 
-def _is_intent(item: StrategyOutput) -> TypeGuard[StrategyIntent]:
-    return isinstance(item, StrategyIntent)
+def _is_intent(item: object) -> TypeGuard[StrategyIntent]:
+    return type(item) is StrategyIntent
 
 
-def _is_error(item: StrategyOutput) -> TypeGuard[StrategyError]:
-    return isinstance(item, StrategyError)
+def _is_error(item: object) -> TypeGuard[StrategyError]:
+    return type(item) is StrategyError
 
 
-def _is_tick(item: StrategyOutput) -> bool:
-    return not isinstance(item, StrategyError)
+def _is_dead_letter(item: object) -> TypeGuard[DeadLetter]:
+    return type(item) is DeadLetter
+
+
+def _is_decision(item: object) -> TypeGuard[TradeDecision]:
+    return type(item) is TradeDecision
+
+
+def _is_tick(item: object) -> bool:
+    kind = type(item)
+    return kind is StrategyIntent or kind is SymbolWatermark or kind is TradeDecision
+
+
+def _is_feature(item: object) -> TypeGuard[FeatureVectorV3]:
+    return type(item) is FeatureVectorV3
+
+
+_STAGE_TYPES = (StrategyIntent, StrategyError, DeadLetter, TradeDecision, SymbolWatermark, FeatureVectorV3)
+
+
+def _is_mark(item: object) -> bool:
+    return type(item) not in _STAGE_TYPES
+
+
+def _normalized(item: object) -> int | None:
+    return item.normalized if type(item) is SymbolWatermark else None
 
 
 @operator
 def strategies_stage(
     step_id: str,
-    up: KeyedStream[FeatureVectorV3],
+    up: KeyedStream[RawRecord],
     runtime: StrategyRuntime,
     fallback: LegacyFallback | None = None,
+    *,
+    emit_features: bool = False,
+    marker: BatchMarker | None = None,
 ) -> StrategiesOut:
-    """Run ``runtime`` on a symbol-keyed stream of feature vectors.
+    """Decode and evaluate a symbol-keyed stream of raw ``(record, position)`` items.
 
     The state lives in the inner step ``evaluate`` (persisted by recovery as ``<step_id>.evaluate``, with
-    :class:`RuntimeState` snapshots): keep both names stable.
+    :class:`RuntimeState` snapshots): keep both names stable. Every raw record ends as a feature vector
+    (evaluated, counted in ``normalized``) or a dead letter.
 
-    >>> from datetime import UTC, datetime
-    >>> from decimal import Decimal
     >>> import bytewax.operators as op
     >>> from bytewax.dataflow import Dataflow
     >>> from bytewax.testing import TestingSink, TestingSource, run_main
-    >>> from torghut.contracts import FeatureVectorV3, FrozenMap
     >>> from torghut.strategies.catalog import parse_catalog
     >>> from torghut.strategies.registry import default_registry
     >>> registry = default_registry()
-    >>> entry = {"name": "macd", "base_timeframe": "1Sec"}
-    >>> catalog = parse_catalog([entry], registry, digest="")
-    >>> values = {"macd": Decimal(1), "macd_signal": Decimal(0), "rsi14": Decimal(30), "price": Decimal(10)}
-    >>> ts = datetime(2026, 2, 19, 14, 30, 5, tzinfo=UTC)
-    >>> fv = FeatureVectorV3(ts, "NVDA", "1Sec", 1, "ta", "3.0.0", FrozenMap(values))
+    >>> catalog = parse_catalog([{"name": "macd", "base_timeframe": "1Sec"}], registry, digest="")
+    >>> row = (b'{"symbol":"NVDA","event_ts":"2026-02-19 14:30:05.000","window_size":"PT1S",'
+    ...        b'"macd":1,"macd_signal":0,"rsi14":30,"price":10}')
     >>> flow = Dataflow("doc")
-    >>> keyed = op.key_on("key", op.input("in", flow, TestingSource([fv])), lambda v: v.symbol)
-    >>> out = strategies_stage("strategies", keyed, StrategyRuntime(catalog.definitions, registry))
+    >>> raw = op.input("in", flow, TestingSource([(row, InputPosition("doc", "p0", 0))]))
+    >>> out = strategies_stage("strategies", op.key_on("key", raw, lambda _: "NVDA"),
+    ...                        StrategyRuntime(catalog.definitions, registry))
     >>> intents = []
     >>> op.output("intents", out.intents, TestingSink(intents))
     >>> run_main(flow)
     >>> [(i.strategy_id, i.direction, i.confidence) for i in intents]
     [('macd', 'buy', Decimal('0.65'))]
     """
-    evaluated = op.stateful_batch("evaluate", up, lambda resume: StrategiesLogic(runtime, resume, fallback))
+
+    def build(resume: RuntimeState | None) -> StrategiesLogic:
+        return StrategiesLogic(runtime, resume, fallback, emit_features=emit_features, marker=marker)
+
+    evaluated = op.stateful_batch("evaluate", up, build)
     unkeyed = op.key_rm("unkey", evaluated)
     # bytewax's filter does not narrow the item type: the predicates below do, at run time.
     intents: Stream[Any] = op.filter("intents", unkeyed, _is_intent)
     errors: Stream[Any] = op.filter("errors", unkeyed, _is_error)
+    dead_letters: Stream[Any] = op.filter("dead_letters", unkeyed, _is_dead_letter)
+    decisions: Stream[Any] = op.filter("decisions", unkeyed, _is_decision)
     ticks: KeyedStream[Any] = op.filter_value("ticks", evaluated, _is_tick)
-    return StrategiesOut(intents=intents, errors=errors, ticks=ticks)
+    normalized = op.filter_map("normalized", unkeyed, _normalized)
+    features: Stream[Any] = op.filter("features", unkeyed, _is_feature)
+    marks = op.filter("marks", unkeyed, _is_mark)
+    return StrategiesOut(
+        intents=intents,
+        errors=errors,
+        dead_letters=dead_letters,
+        ticks=ticks,
+        decisions=decisions,
+        normalized=normalized,
+        features=features,
+        marks=marks,
+    )
 
 
 __all__ = [
     "CIRCUIT_BREAKER",
     "STRATEGY_DEGRADED",
+    "BatchResult",
     "PluginOutputError",
     "RuntimeConfig",
     "StrategiesLogic",

@@ -12,6 +12,9 @@ Defaults that differ from torghut, chosen for the engine's default paper replay 
   honours it (:attr:`TradingConfig.kill_switch_engaged`). A live deployment therefore needs
   ``TRADING_MODE=live``, ``TRADING_LIVE_ENABLED=true`` and ``TRADING_KILL_SWITCH_ENABLED=false``.
 
+These are the static switches, fixed for a run. A running service also honours runtime switches that can
+only make trading stricter (``torghut control``, see :mod:`torghut.operators.control`).
+
 >>> cfg = TradingConfig.from_env({"TRADING_MODE": "live", "TRADING_COOLDOWN_SECONDS": "30", "HOME": "/x"})
 >>> cfg.trading_mode, cfg.trading_cooldown_seconds, cfg.kill_switch_engaged
 ('live', 30, True)
@@ -117,7 +120,10 @@ class TradingConfig(BaseModel):
 
     @property
     def kill_switch_engaged(self) -> bool:
-        """Whether the kill switch blocks submissions (explicit value, else engaged only in live mode)."""
+        """Whether the static kill switch blocks submissions (explicit value, else engaged only in live mode).
+
+        The firewall also honours the runtime control's kill switch (:mod:`torghut.operators.control`).
+        """
         if self.trading_kill_switch_enabled is not None:
             return self.trading_kill_switch_enabled
         return self.trading_mode == "live"

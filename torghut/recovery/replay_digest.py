@@ -1,10 +1,10 @@
 """Codecs and digests for replay outputs: canonical lines, canonical order, one sha256 per stream.
 
-Every output record is encoded as canonical JSON (:func:`torghut.contracts.canonical_json`) with a sort
-key that orders it canonically: by event time, symbol, sequence and a stream-specific id. The merge
-orders all workers' part files by that key, drops exact repeats (at-least-once output after a crash)
-and digests the ordered lines. The digest therefore depends only on the records, not on the number of
-processes, the batch size or where a crash happened.
+Every output record is encoded as one canonical JSON line (:func:`torghut.contracts.hashing.record_json`:
+sorted keys, compact, decimals as strings) with a sort key that orders it canonically: by event time,
+symbol, sequence and a stream-specific id. The merge orders all workers' part files by that key, drops
+exact repeats (at-least-once output after a crash) and digests the ordered lines. The digest therefore
+depends only on the records, not on the number of processes, the batch size or where a crash happened.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from torghut.connectors.part_files import PART_SUFFIX
 from torghut.contracts.features import FeatureVectorV3
-from torghut.contracts.hashing import StreamDigest, canonical_json
+from torghut.contracts.hashing import StreamDigest, canonical_json, record_json
 from torghut.contracts.signal import DeadLetter, InputPosition
 
 
@@ -48,7 +48,7 @@ def encode_feature(fv: FeatureVectorV3) -> tuple[str, str]:
 
 def encode_dead_letter(letter: DeadLetter) -> tuple[str, str]:
     """Encode a dead letter, ordered by its input position."""
-    return f"{position_key(letter.position)}|{letter.stage}", canonical_json(letter)
+    return f"{position_key(letter.position)}|{letter.stage}", record_json(letter)
 
 
 def encode_event_record(record: Any) -> tuple[str, str]:
@@ -62,7 +62,7 @@ def encode_event_record(record: Any) -> tuple[str, str]:
     key = event_key(
         getattr(record, "event_ts", None), getattr(record, "symbol", None), getattr(record, "seq", 0), ident
     )
-    return key, canonical_json(record)
+    return key, record_json(record)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,14 @@ def begin_evaluation() -> None:
     _local.active = True
 
 
+def take_violation() -> NetworkAccessBlocked | None:
+    """Return and clear the violation seen since the last call (the flag stays set), for per-event checks."""
+    violation: NetworkAccessBlocked | None = getattr(_local, "violation", None)
+    if violation is not None:
+        _local.violation = None
+    return violation
+
+
 def end_evaluation() -> NetworkAccessBlocked | None:
     """Clear this thread's evaluating flag; return the violation seen since :func:`begin_evaluation`."""
     _local.active = False

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 import pytest
 
+from tests.connectors.postgres.support import free_port
 from torghut.connectors.clickhouse import TableRef
+from torghut.connectors.clickhouse.front_process import HttpFrontProcess
+from torghut.connectors.clickhouse.http_front import HOST
 
 DSN = "chdb://memory"
 BASE_TS = datetime(2026, 2, 19, 14, 30, 0, tzinfo=UTC)
@@ -83,3 +87,13 @@ def make_client() -> Any:
         return clickhouse_connect.get_client(dsn=DSN)
     except Exception as exc:  # the reason is the test's failure message
         pytest.fail(f"chdb could not start through clickhouse-connect ({DSN}): {exc!r}")
+
+
+def start_front(directory: Path) -> HttpFrontProcess:
+    """Start the chdb HTTP front as a child process on ``directory/chdb`` and a free port (log in ``directory``)."""
+    return HttpFrontProcess(directory / "chdb", free_port(), log_path=directory / "front.log").start()
+
+
+def http_client(front: HttpFrontProcess, **options: Any) -> Any:
+    """A clickhouse-connect HTTP client on the front, as production connects to ClickHouse (port 8123)."""
+    return clickhouse_connect.get_client(host=HOST, port=front.port, **options)

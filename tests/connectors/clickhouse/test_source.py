@@ -10,6 +10,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from prometheus_client import CollectorRegistry
 
 from tests.connectors.clickhouse.support import (
     BASE_TS,
@@ -29,6 +30,7 @@ from torghut.connectors.clickhouse import (
     decode_snapshot,
 )
 from torghut.contracts import InputPosition
+from torghut.metrics import EngineMetrics
 
 BEFORE_ALL = SignalCursor(BASE_TS - timedelta(milliseconds=1))
 
@@ -125,7 +127,9 @@ def test_without_state_or_start_cursor_the_partition_starts_at_now_minus_lookbac
 def test_poll_errors_back_off_without_busy_looping(client: Any, table: TableRef) -> None:
     insert_rows(client, table, [signal_row("A", BASE_TS, 1)])
     clock = FixedClock(datetime(2026, 2, 19, 15, 0, tzinfo=UTC))
-    source = _source(table, clock=clock, poll=PollSettings(backoff_initial_s=0.5, backoff_max_s=1.5))
+    metrics = EngineMetrics(CollectorRegistry())
+    poll = PollSettings(backoff_initial_s=0.5, backoff_max_s=1.5)
+    source = _source(table, clock=clock, poll=poll, metrics=metrics)
     part = source.build_part("clickhouse_in", "shard-0-of-1", None)
     client.command(f"DROP TABLE {table.database}.{table.table}")
     waits = []
@@ -138,6 +142,9 @@ def test_poll_errors_back_off_without_busy_looping(client: Any, table: TableRef)
     assert waits == [0.5, 1.0, 1.5, 1.5]
     assert source.stats.errors == 4
     assert source.stats.last_error is not None and "ta_signals" in source.stats.last_error
+    # An error the server answered (UNKNOWN_TABLE), counted by the error's class.
+    labels = {"source": "clickhouse", "reason": "DatabaseError"}
+    assert metrics.registry.get_sample_value("torghut_source_errors_total", labels) == 4
     assert issubclass(ClickHouseError, Exception)
 
 
@@ -153,3 +160,89 @@ def test_empty_polls_wait_for_the_poll_interval_and_are_counted(client: Any, tab
     assert part.next_batch() == []
     part.close()
     assert source.stats.empty_batches == {"no_signals_in_window": 1, "cursor_tail_stable": 1}
+
+
+def _lag(metrics: EngineMetrics) -> float | None:
+    return metrics.registry.get_sample_value("torghut_signal_lag_seconds")
+
+
+def _no_signals(metrics: EngineMetrics) -> dict[str, float]:
+    return {
+        sample.labels["reason"]: sample.value
+        for family in metrics.registry.collect()
+        if family.name == "torghut_no_signal_reason"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def test_each_poll_publishes_the_signal_lag_and_counts_empty_polls_by_reason(
+    client: Any, table: TableRef
+) -> None:
+    clock = FixedClock(BASE_TS + timedelta(seconds=10))
+    metrics = EngineMetrics(CollectorRegistry())
+    source = _source(table, clock=clock, poll=PollSettings(poll_interval_s=1.0), metrics=metrics)
+    part = source.build_part("clickhouse_in", "shard-0-of-1", None)
+
+    assert part.next_batch() == []  # an empty table: nothing read yet, so no lag
+    assert _lag(metrics) == 0.0 and source.stats.newest_event_ts is None
+    assert _no_signals(metrics) == {"no_signals_in_window": 1}
+
+    insert_rows(
+        client, table, [signal_row("A", BASE_TS, 1), signal_row("B", BASE_TS + timedelta(seconds=2), 2)]
+    )
+    assert len(part.next_batch()) == 2
+    assert _lag(metrics) == 8.0  # the clock minus the newest row read
+
+    clock.now += timedelta(seconds=60)
+    assert part.next_batch() == []  # no new row: the lag keeps growing from the last row read
+    assert _lag(metrics) == 68.0
+    client.command(f"DROP TABLE {table.database}.{table.table}")
+    clock.now += timedelta(seconds=30)
+    assert part.next_batch() == []  # a failed poll: no row arrives either
+    part.close()
+    assert _lag(metrics) == 98.0
+    assert _no_signals(metrics) == {"no_signals_in_window": 1, "cursor_tail_stable": 1}
+    assert source.stats.errors == 1
+
+
+def test_a_restarted_partition_at_the_shards_tail_publishes_the_lag_of_the_shards_newest_row(
+    client: Any, table: TableRef
+) -> None:
+    newest = BASE_TS + timedelta(seconds=5)
+    insert_rows(client, table, [signal_row("A", BASE_TS, 1), signal_row("A", newest, 2)])
+    clock = FixedClock(BASE_TS + timedelta(hours=2))
+    for start, reason in (
+        (SignalCursor(newest, 2, "A"), "cursor_tail_stable"),  # the committed cursor: every row was read
+        (SignalCursor(clock.now), "cursor_ahead_of_stream"),  # now - lookback, past the stale feed's end
+    ):
+        metrics = EngineMetrics(CollectorRegistry())
+        source = _source(table, clock=clock, poll=PollSettings(), start_cursor=start, metrics=metrics)
+        part = source.build_part("clickhouse_in", "shard-0-of-1", None)
+        assert part.next_batch() == []
+        part.close()
+        assert _no_signals(metrics) == {reason: 1}
+        assert _lag(metrics) == 2 * 3600 - 5
+
+
+def test_the_lag_follows_the_freshest_shard_of_the_process(client: Any, table: TableRef) -> None:
+    shard_of = dict(
+        client.query(
+            "SELECT symbol, cityHash64(symbol) % 2 FROM "
+            "(SELECT arrayJoin(['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H']) AS symbol)"
+        ).result_rows
+    )
+    stale = next(s for s, shard in shard_of.items() if shard == 0)
+    fresh = next(s for s, shard in shard_of.items() if shard == 1)
+    insert_rows(
+        client, table, [signal_row(stale, BASE_TS, 1), signal_row(fresh, BASE_TS + timedelta(seconds=50), 1)]
+    )
+    clock = FixedClock(BASE_TS + timedelta(seconds=60))
+    metrics = EngineMetrics(CollectorRegistry())
+    source = _source(table, shards=2, clock=clock, metrics=metrics)
+    parts = [source.build_part("clickhouse_in", f"shard-{i}-of-2", None) for i in (1, 0)]
+    assert [len(part.next_batch()) for part in parts] == [1, 1]
+    for part in parts:
+        part.close()
+    # The stale shard polled last, yet the gauge is the newest signal any partition read.
+    assert _lag(metrics) == 10.0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.connectors.kafka.support import ObjectStore
 from torghut.connectors.tansu import TansuBroker
 
 
@@ -21,3 +22,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
         pytest.fail(f"tansu could not start: {exc}")
     yield tansu
     tansu.stop()
+
+
+@pytest.fixture
+def restartable_broker(tmp_path: Path) -> Iterator[TansuBroker]:
+    """A tansu broker whose data lives in an S3-compatible store of its own, so it survives a restart."""
+    store = ObjectStore()
+    tansu = TansuBroker(log_path=tmp_path / "tansu.log", s3_endpoint=store.endpoint)
+    try:
+        store.start()
+        tansu.start()
+    except (OSError, RuntimeError) as exc:
+        tansu.stop()
+        store.stop()
+        pytest.fail(f"tansu on an object store could not start: {exc}")
+    yield tansu
+    tansu.kill()  # its data is thrown away with the store: no need to wait for a clean shutdown
+    store.stop()

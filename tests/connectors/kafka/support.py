@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
+
+from torghut.connectors.tansu import TansuBroker, free_port
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOG")
 
@@ -38,8 +46,17 @@ def ta_signal(n: int) -> dict[str, Any]:
     }
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
-    """Produce ``(key, value)`` records and wait for every delivery, failing on the first error."""
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes | None, bytes | None]],
+    *,
+    flush_every: int | None = None,
+) -> None:
+    """Produce ``(key, value)`` records and wait for every delivery, failing on the first error.
+
+    ``flush_every`` waits after every so many records, which writes the topic in small record batches.
+    """
     failures: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:
@@ -47,7 +64,7 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes 
             failures.append(str(err))
 
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
-    for key, value in records:
+    for n, (key, value) in enumerate(records, 1):
         while True:
             try:
                 producer.produce(topic, value, key, on_delivery=on_delivery)
@@ -55,14 +72,19 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes 
             except BufferError:
                 producer.poll(0.1)
         producer.poll(0)
+        if flush_every and n % flush_every == 0:
+            assert producer.flush(30) == 0
     assert producer.flush(30) == 0
     assert failures == []
 
 
 def consume(
-    bootstrap: str, topic: str, count: int, timeout_s: float = 30.0
+    bootstrap: str, topic: str, count: int, timeout_s: float = 30.0, *, distinct: bool = False
 ) -> list[tuple[bytes, bytes, int]]:
-    """Consume ``count`` records from the start of ``topic``: ``(key, value, partition)`` each."""
+    """Consume from the start of ``topic`` until ``count`` records (``distinct``: distinct ones) arrived.
+
+    Returns ``(key, value, partition)`` per record read, duplicates included.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -76,7 +98,7 @@ def consume(
     out: list[tuple[bytes, bytes, int]] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while len(out) < count and time.monotonic() < deadline:
+        while len(set(out) if distinct else out) < count and time.monotonic() < deadline:
             for msg in consumer.consume(1000, 0.5):
                 assert msg.error() is None, msg.error()
                 out.append((msg.key(), msg.value(), msg.partition()))
@@ -88,3 +110,91 @@ def consume(
 def encode(record: dict[str, Any]) -> bytes:
     """JSON bytes as a TaSignal producer would send them."""
     return json.dumps(record).encode()
+
+
+class ObjectStore:
+    """The S3-compatible store of ``object_store.py`` in its own process, for a restartable tansu."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:PORT`` for :class:`~torghut.connectors.tansu.TansuBroker`'s ``s3_endpoint``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ObjectStore:
+        """Start the store and wait until it listens."""
+        script = Path(__file__).with_name("object_store.py")
+        command = [sys.executable, str(script), "--port", str(self.port)]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if line.strip() != "ready":
+            self.stop()
+            msg = f"object store did not start: {' '.join(command)} printed {line!r}"
+            raise RuntimeError(msg)
+        return self
+
+    def stop(self) -> None:
+        """Stop the store by the PID it was started with."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            process.wait(5)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+class BrokerRestart:
+    """Kill a broker once ``ready()`` holds and start it again, same port and data, ``outage_s`` later.
+
+    Used as a context manager around the flow under test; leaving it waits for the restart, so the broker
+    runs again whatever the flow did (and the fixture stops it). ``progress()`` is read at the kill and at
+    the restart (``progress_at_kill``, ``progress_at_restart``).
+    """
+
+    def __init__(
+        self,
+        broker: TansuBroker,
+        ready: Callable[[], bool],
+        outage_s: float = 2.5,
+        progress: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._broker = broker
+        self._ready = ready
+        self._outage_s = outage_s
+        self._progress = progress
+        self.progress_at_kill: int | None = None
+        self.progress_at_restart: int | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="broker-restart", daemon=True)
+        self.killed_at: float | None = None
+        self.restarted_at: float | None = None
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        while not self._ready():
+            if self._cancel.wait(0.005):
+                return
+        self._broker.kill()
+        self.killed_at = time.monotonic()
+        self.progress_at_kill = self._progress()
+        time.sleep(self._outage_s)
+        self.progress_at_restart = self._progress()
+        try:
+            self._broker.start()
+        except BaseException as exc:  # reported by the test after the flow
+            self.error = exc
+        self.restarted_at = time.monotonic()
+
+    def __enter__(self) -> BrokerRestart:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._cancel.set()
+        self._thread.join(30)

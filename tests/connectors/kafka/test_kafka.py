@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,15 +20,21 @@ from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from tests.connectors.kafka.support import SYMBOLS, consume, encode, produce, ta_signal
 from torghut.connectors.kafka import (
+    ConsumerHealth,
+    DeliveryPolicy,
     JsonKafkaSink,
     KafkaSignalItem,
     error_letter,
+    producer_config,
     publish_json,
     signal_input,
     symbol_key,
 )
 from torghut.connectors.tansu import TansuBroker, broker_ready, tansu_binary
 from torghut.contracts import DeadLetter, InputPosition, canonical_json
+from torghut.dataflow.config import ConfigError
+from torghut.dataflow.service_config import KafkaDeliveryConfig, KafkaSourceConfig, service_config_from_data
+from torghut.metrics import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -151,12 +159,69 @@ def test_records_without_a_value_go_to_the_error_stream(broker: TansuBroker) -> 
     ]
 
 
-def test_broker_errors_become_dead_letters() -> None:
+def _consumer_errors(reason: str) -> float:
+    return (
+        REGISTRY.get_sample_value("torghut_kafka_errors_total", {"role": "consumer", "reason": reason}) or 0
+    )
+
+
+def test_consumer_errors_about_a_record_become_dead_letters() -> None:
     msg: KafkaSourceMessage[bytes, bytes] = KafkaSourceMessage(b"k", b"v", topic="t", partition=1, offset=9)
-    letter = error_letter(KafkaError(ConfluentKafkaError(ConfluentKafkaError._TRANSPORT), msg))
+    before = _consumer_errors("INVALID_MSG")
+    letter = error_letter(KafkaError(ConfluentKafkaError(ConfluentKafkaError.INVALID_MSG), msg))
+    assert letter is not None
     assert letter.stage == "source"
-    assert letter.reason.startswith("kafka_error:_TRANSPORT:")
+    assert letter.reason.startswith("kafka_error:INVALID_MSG:")
     assert (letter.raw, letter.position) == ("v", InputPosition("kafka", "t:1", 9))  # bytes as JSON-safe text
+    assert _consumer_errors("INVALID_MSG") == before + 1
+
+
+@pytest.mark.parametrize("code", [ConfluentKafkaError._TRANSPORT, ConfluentKafkaError._ALL_BROKERS_DOWN])
+def test_connectivity_errors_are_logged_and_counted_not_dead_lettered(
+    code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A broker that is gone says nothing about the records: the consumer resumes where it was.
+    msg: KafkaSourceMessage[bytes, bytes] = KafkaSourceMessage(
+        None, None, topic="t", partition=0, offset=-1001
+    )
+    name = ConfluentKafkaError(code).name()
+    before = _consumer_errors(name)
+    with caplog.at_level(logging.WARNING, logger="torghut.connectors.kafka"):
+        assert error_letter(KafkaError(ConfluentKafkaError(code), msg)) is None
+    assert _consumer_errors(name) == before + 1
+    assert f"Kafka consumer: {name} on t:0" in caplog.text
+
+
+def test_consumer_health_counts_client_errors_and_logs_recovery(caplog: pytest.LogCaptureFixture) -> None:
+    health = ConsumerHealth("ta-signals", warn_every_s=60)
+    record: KafkaSourceMessage[bytes, bytes] = KafkaSourceMessage(
+        b"k", b"v", topic="t", partition=0, offset=3
+    )
+    before = _consumer_errors("_ALL_BROKERS_DOWN")
+    with caplog.at_level(logging.INFO, logger="torghut.connectors.kafka"):
+        for _ in range(3):
+            health(ConfluentKafkaError(ConfluentKafkaError._ALL_BROKERS_DOWN))
+        assert health.record_item(record) == (b"v", InputPosition("kafka", "t:0", 3))
+        assert health.record_item(record) == (b"v", InputPosition("kafka", "t:0", 3))
+        health(ConfluentKafkaError(ConfluentKafkaError._TRANSPORT))  # a new outage warns again
+    assert _consumer_errors("_ALL_BROKERS_DOWN") == before + 3
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        (
+            logging.WARNING,
+            "Kafka consumer of 'ta-signals': _ALL_BROKERS_DOWN (Local: All broker connections are down); "
+            "1 error(s) since the last record, reconnecting",
+        ),  # the two repeats within warn_every_s are debug lines
+        (
+            logging.INFO,
+            "Kafka consumer of 'ta-signals' reading again after 3 error(s)",
+        ),  # once, not per record
+        (
+            logging.WARNING,
+            "Kafka consumer of 'ta-signals': _TRANSPORT (Local: Broker transport failure); "
+            "1 error(s) since the last record, reconnecting",
+        ),
+    ]
 
 
 def _error_chain(error: BaseException | None) -> list[str]:
@@ -173,20 +238,76 @@ def _sink_flow(sink: JsonKafkaSink, item: dict[str, Any]) -> Dataflow:
     return flow
 
 
-def test_a_refused_record_fails_the_batch(broker: TansuBroker) -> None:
+def _sink_retries(topic: str) -> float:
+    return REGISTRY.get_sample_value("torghut_sink_retries_total", {"sink": f"kafka:{topic}"}) or 0
+
+
+def test_a_refused_record_fails_the_batch_without_retries(broker: TansuBroker) -> None:
     sink = JsonKafkaSink([broker.bootstrap], "intents-unused", add_config={"message.max.bytes": 1000})
     with pytest.raises(Exception, match="error writing output batch") as raised:
         run_main(_sink_flow(sink, {"symbol": "AAPL", "pad": "x" * 5000}))
-    assert any("MSG_SIZE_TOO_LARGE" in text for text in _error_chain(raised.value))
+    chain = _error_chain(raised.value)
+    assert any("not delivered after 1 attempt(s); last error MSG_SIZE_TOO_LARGE" in text for text in chain)
+    assert _sink_retries("intents-unused") == 0  # a record too large stays too large: no retry
 
 
-def test_an_undelivered_record_fails_the_batch() -> None:
+def test_an_undelivered_record_fails_the_batch_once_the_retries_are_spent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     gone = TansuBroker().start()
-    gone.stop()  # nothing listens there any more: delivery times out
-    sink = JsonKafkaSink([gone.bootstrap], "intents", add_config={"message.timeout.ms": 1000, "log_level": 0})
-    with pytest.raises(Exception, match="error writing output batch") as raised:
-        run_main(_sink_flow(sink, {"symbol": "AAPL"}))
-    assert any("failed; first: _MSG_TIMED_OUT" in text for text in _error_chain(raised.value))
+    gone.stop()  # nothing listens there any more: every attempt times out
+    topic = f"intents-{uuid.uuid4().hex[:8]}"
+    policy = DeliveryPolicy(max_attempts=3, backoff_initial_s=0.1, backoff_max_s=0.2, delivery_timeout_s=0.3)
+    sink = JsonKafkaSink([gone.bootstrap], topic, add_config={"log_level": 0}, policy=policy)
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="torghut.connectors.kafka"):
+        with pytest.raises(Exception, match="error writing output batch") as raised:
+            run_main(_sink_flow(sink, {"symbol": "AAPL"}))
+    elapsed = time.monotonic() - started
+    message = (
+        f"1 record(s) to Kafka topic {topic!r} not delivered after 3 attempt(s); last error _MSG_TIMED_OUT"
+    )
+    assert any(message in text for text in _error_chain(raised.value))
+    assert _sink_retries(topic) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"Kafka sink {topic!r}: 1 of 1 record(s) not delivered on attempt 1 of 3")
+    assert "_MSG_TIMED_OUT" in warnings[0]
+    assert warnings[0].endswith("again in 0.1 s") and warnings[1].endswith("again in 0.2 s")
+    assert 3 * 0.3 + 0.3 <= elapsed < 10  # three bounded attempts and two waits, no busy loop
+
+
+def test_delivery_policy_backs_off_exponentially_to_a_cap() -> None:
+    assert list(DeliveryPolicy().delays()) == [0.5, 1.0, 2.0, 4.0] + [5.0] * 15
+    assert list(DeliveryPolicy(max_attempts=1).delays()) == []
+    with pytest.raises(ValueError, match="max_attempts must be at least 1"):
+        DeliveryPolicy(max_attempts=0)
+    with pytest.raises(ValueError, match="backoff_max_s must be positive"):
+        DeliveryPolicy(backoff_max_s=0)
+
+
+def test_the_service_configuration_sets_the_delivery_policy() -> None:
+    assert DeliveryPolicy(**KafkaDeliveryConfig().model_dump()) == DeliveryPolicy()  # one set of defaults
+    source = {"kind": "kafka", "brokers": ["b:9092"], "topic": "t", "delivery": {"max_attempts": 3}}
+    config = service_config_from_data({"source": source, "postgres": {"dsn": "postgresql://x@h/db"}}, {})
+    assert isinstance(config.source, KafkaSourceConfig)
+    assert DeliveryPolicy(**config.source.delivery.model_dump()) == DeliveryPolicy(max_attempts=3)
+    with pytest.raises(ConfigError, match=r"delivery\.backoff_max_s"):
+        service_config_from_data(
+            {
+                "source": {**source, "delivery": {"backoff_max_s": 0}},
+                "postgres": {"dsn": "postgresql://x@h/db"},
+            },
+            {},
+        )
+
+
+def test_producer_settings_surface_failures_within_seconds() -> None:
+    config = producer_config(["127.0.0.1:9092"], delivery_timeout_s=2.5)
+    assert config["message.timeout.ms"] == 2500  # librdkafka's default is 300 s
+    assert config["reconnect.backoff.max.ms"] == 1000
+    assert (config["enable.idempotence"], config["acks"]) == (True, "all")
+    assert producer_config(["b:1"], {"message.timeout.ms": 900})["message.timeout.ms"] == 900
 
 
 def test_symbol_key() -> None:

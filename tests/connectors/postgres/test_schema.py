@@ -19,6 +19,7 @@ ENGINE_TABLES = {
     "portfolio_intents",
     "rejections",
     "dead_letters",
+    "trading_control",
     "schema_migrations",
 }
 

@@ -5,6 +5,14 @@ Each partition polls its own shard (``cityHash64(symbol) % shards``, bound serve
 recovery resumes every shard exactly where it stopped. Items are ``(row, InputPosition("clickhouse",
 "shard-i-of-n", offset))`` where ``row`` is the raw JSONEachRow-shaped dict (parsing happens downstream)
 and ``offset`` counts the rows the partition has emitted since its start cursor.
+
+Metrics, set once per poll (never per row): an empty poll counts in
+``torghut_no_signal_reason_total{reason}`` (the reader's ``no_signal_reason``), a failed one in
+``torghut_source_errors_total{source="clickhouse",reason}``, and every poll, failed ones included, sets
+``torghut_signal_lag_seconds`` to the source's clock minus the newest event time the process's partitions
+have read (see :func:`read_up_to`), so the lag keeps growing while no row arrives. Until one of them has
+read a row or caught up with its shard, the gauge is left alone. The clock is used here for metrics and
+pacing only, never for a decision.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from torghut.connectors.clickhouse.reader import (
     validate_start_cursor,
 )
 from torghut.contracts.signal import InputPosition
+from torghut.metrics import METRICS, EngineMetrics
 
 _log = logging.getLogger(__name__)
 
@@ -75,8 +84,12 @@ class SourceStats:
         empty_batches: Empty polls by ``no_signal_reason``.
         errors: Failed polls (each followed by a backoff).
         fast_forwards: Stale cursors moved to ``now - lookback``.
-        lag_seconds: The last ``signal_lag_seconds`` per partition.
+        lag_seconds: The last ``signal_lag_seconds`` per partition (the shard's newest row against the
+            clock, whether read or not).
+        cursors: The cursor after the last successful poll, per partition.
         last_error: The last poll error's text.
+        newest_event_ts: The newest event time any partition has read (:func:`read_up_to`); the
+            ``torghut_signal_lag_seconds`` gauge is the clock minus this.
     """
 
     rows: int = 0
@@ -85,7 +98,9 @@ class SourceStats:
     errors: int = 0
     fast_forwards: int = 0
     lag_seconds: dict[str, float] = field(default_factory=dict)
+    cursors: dict[str, SignalCursor] = field(default_factory=dict)
     last_error: str | None = None
+    newest_event_ts: datetime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, partition: str, result: FetchResult) -> None:
@@ -99,12 +114,35 @@ class SourceStats:
             self.fast_forwards += int(result.fast_forwarded)
             if result.signal_lag_seconds is not None:
                 self.lag_seconds[partition] = result.signal_lag_seconds
+            self.cursors[partition] = result.new_cursor
 
     def record_error(self, error: BaseException) -> None:
         """Count one failed poll."""
         with self._lock:
             self.errors += 1
             self.last_error = f"{type(error).__name__}: {error}"
+
+    def note_read_up_to(self, event_ts: datetime | None) -> datetime | None:
+        """Fold one partition's :func:`read_up_to` into :attr:`newest_event_ts` and return the result."""
+        with self._lock:
+            if event_ts is not None and (self.newest_event_ts is None or event_ts > self.newest_event_ts):
+                self.newest_event_ts = event_ts
+            return self.newest_event_ts
+
+
+def read_up_to(result: FetchResult) -> datetime | None:
+    """Return the newest event time a successful poll shows its partition has read, if it shows one.
+
+    That is the batch's last row (rows come in time order), or, for an empty poll at the shard's tail
+    (``cursor_tail_stable``, ``cursor_ahead_of_stream``), the shard's newest row: the cursor is at or past
+    it, read in this run or before a restart (or skipped as older than the lookback). Other empty polls show
+    nothing: an empty shard, or a cursor still behind the shard's newest row.
+    """
+    if result.rows:
+        return result.new_cursor.cursor_at
+    if result.no_signal_reason in ("cursor_tail_stable", "cursor_ahead_of_stream"):
+        return result.latest_event_ts
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +174,7 @@ class _ShardPartition(StatefulSourcePartition[SignalItem, CursorSnapshot]):
         until: datetime | None,
         stats: SourceStats,
         clock: Clock,
+        metrics: EngineMetrics,
     ) -> None:
         self._label = label
         self._reader = reader
@@ -144,6 +183,7 @@ class _ShardPartition(StatefulSourcePartition[SignalItem, CursorSnapshot]):
         self._until = until
         self._stats = stats
         self._clock = clock
+        self._metrics = metrics
         now = clock()
         self._cursor = reader.initial_cursor(now) if cursor is None else cursor
         self._next_offset = next_offset
@@ -155,16 +195,32 @@ class _ShardPartition(StatefulSourcePartition[SignalItem, CursorSnapshot]):
         try:
             result = self._reader.fetch(self._cursor, now)
         except ClickHouseError as error:
+            # Unreachable, timed out or refused by the server: the cursor stays, the poll is retried.
             self._failures += 1
             self._stats.record_error(error)
+            reason = f"{type(error).__name__}: {error}"
+            self._metrics.source_error(SOURCE_NAME, reason).inc()
             delay = min(self._poll.backoff_max_s, self._poll.backoff_initial_s * 2 ** (self._failures - 1))
-            _log.warning("ClickHouse poll failed on %s (retry in %.1fs): %s", self._label, delay, error)
-            self._awake = now + timedelta(seconds=delay)
+            _log.warning(
+                "ClickHouse poll failed on %s (%d in a row, retry in %.1fs): %s",
+                self._label,
+                self._failures,
+                delay,
+                reason,
+            )
+            # From the failure, not the poll start: a poll that timed out is not retried at once.
+            self._awake = self._clock() + timedelta(seconds=delay)
+            self._publish_lag(None)
             return []
+        if self._failures:
+            _log.info("ClickHouse poll on %s succeeded after %d failed polls", self._label, self._failures)
         self._failures = 0
         self._cursor = result.new_cursor
         self._stats.record(self._label, result)
+        self._publish_lag(read_up_to(result))
         if not result.rows:
+            if result.no_signal_reason is not None:
+                self._metrics.no_signal(result.no_signal_reason).inc()
             if self._finished(result, now):
                 raise StopIteration
             self._awake = now + timedelta(seconds=self._poll.poll_interval_s)
@@ -177,6 +233,12 @@ class _ShardPartition(StatefulSourcePartition[SignalItem, CursorSnapshot]):
             (row, InputPosition(SOURCE_NAME, self._label, offset))
             for offset, row in enumerate(result.rows, start=first)
         ]
+
+    def _publish_lag(self, event_ts: datetime | None) -> None:
+        # Wall clock minus the process's newest event time: one clock read per poll, for the metric only.
+        newest = self._stats.note_read_up_to(event_ts)
+        if newest is not None:
+            self._metrics.signal_lag_seconds.set((self._clock() - newest).total_seconds())
 
     def _finished(self, result: FetchResult, now: datetime) -> bool:
         if self._poll.once:
@@ -227,6 +289,7 @@ class ClickHouseSource(FixedPartitionedSource[SignalItem, CursorSnapshot]):
         start_cursor: SignalCursor | None = None,
         until: datetime | None = None,
         clock: Clock = utc_now,
+        metrics: EngineMetrics = METRICS,
     ) -> None:
         """Configure the source.
 
@@ -238,6 +301,8 @@ class ClickHouseSource(FixedPartitionedSource[SignalItem, CursorSnapshot]):
             start_cursor: Where partitions without recovery state start.
             until: Inclusive end of the range to read; the partitions end when it is complete.
             clock: "Now" for polling, lookback and lag; injected so tests control it.
+            metrics: Where polls are accounted: ``torghut_source_errors_total{source="clickhouse"}``,
+                ``torghut_no_signal_reason_total`` and ``torghut_signal_lag_seconds`` (module docstring).
         """
         if shards < 1:
             msg = f"shards must be >= 1, got {shards}"
@@ -250,6 +315,7 @@ class ClickHouseSource(FixedPartitionedSource[SignalItem, CursorSnapshot]):
         self._start_cursor = start_cursor
         self._until = until
         self._clock = clock
+        self._metrics = metrics
         self.stats = SourceStats()
 
     def list_parts(self) -> list[str]:
@@ -267,5 +333,14 @@ class ClickHouseSource(FixedPartitionedSource[SignalItem, CursorSnapshot]):
             client, self._settings, shard=Shard(index, self._shards), until=self._until, clock=self._clock
         )
         return _ShardPartition(
-            for_part, reader, client, cursor, next_offset, self._poll, self._until, self.stats, self._clock
+            for_part,
+            reader,
+            client,
+            cursor,
+            next_offset,
+            self._poll,
+            self._until,
+            self.stats,
+            self._clock,
+            self._metrics,
         )

@@ -3,11 +3,20 @@
 * :func:`migrate` applies the versioned SQL migrations in ``migrations/``.
 * ``upsert_*`` / :func:`insert_dead_letters` write one batch each, idempotently.
 * :func:`commit_cursor` / :func:`load_cursor` keep torghut's ``trade_cursor``.
+* :func:`set_control` / :func:`load_controls` keep the runtime ``trading_control`` (kill switch, trading
+  switch); :class:`PostgresControlSource` reads it before every order, failing closed.
 * :class:`PostgresSink` buffers mixed records and writes a batch per transaction, retrying lost
   connections; :class:`PostgresDynamicSink` is its bytewax wrapper.
 * :class:`LocalPostgres` starts a throw-away server on 127.0.0.1 (``scripts/pg.sh`` from a shell).
 """
 
+from torghut.connectors.postgres.control import (
+    ControlRow,
+    PostgresControlSource,
+    control_state,
+    load_controls,
+    set_control,
+)
 from torghut.connectors.postgres.cursor import TradeCursor, commit_cursor, load_cursor
 from torghut.connectors.postgres.rows import StrategyVersion, decision_uuid, strategy_uuid
 from torghut.connectors.postgres.schema import MigrationError, applied_versions, load_migrations, migrate
@@ -27,9 +36,11 @@ from torghut.connectors.postgres.upserts import (
 )
 
 __all__ = [
+    "ControlRow",
     "LocalPostgres",
     "MigrationError",
     "PersistenceError",
+    "PostgresControlSource",
     "PostgresDynamicSink",
     "PostgresServerError",
     "PostgresSink",
@@ -37,12 +48,15 @@ __all__ = [
     "TradeCursor",
     "applied_versions",
     "commit_cursor",
+    "control_state",
     "decision_uuid",
     "find_bin_dir",
     "insert_dead_letters",
+    "load_controls",
     "load_cursor",
     "load_migrations",
     "migrate",
+    "set_control",
     "strategy_uuid",
     "upsert_decisions",
     "upsert_executions",
