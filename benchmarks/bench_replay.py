@@ -23,7 +23,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import run_main
 
-from torghut.connectors.replay_file import ReplayFileSource
+from torghut.connectors.replay_file import REPLAY_BATCH_SIZE, ReplayFileSource
 from torghut.connectors.synthetic.generator import write_sample_signals
 from torghut.dataflow.build import FlowSpec, build_replay_flow, raw_symbol
 from torghut.dataflow.config import EngineConfig
@@ -82,7 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--symbols", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=REPLAY_BATCH_SIZE)
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--catalog", type=Path, default=CATALOG)

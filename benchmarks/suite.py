@@ -42,7 +42,8 @@ started = time.perf_counter()
 if mode == "noop":
     from bytewax.testing import run_main
     from benchmarks.bench_replay import noop_flow
-    run_main(noop_flow(signals, 1000, 1))
+    from torghut.connectors.replay_file import REPLAY_BATCH_SIZE
+    run_main(noop_flow(signals, REPLAY_BATCH_SIZE, 1))
     extra = {}
 else:
     from torghut.dataflow.build import FlowSpec

@@ -66,7 +66,9 @@ def replay(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Directory for the outputs and summary.json.")
     ] = Path("out/replay"),
-    batch_size: Annotated[int, typer.Option(min=1, help="Source batch size (records per batch).")] = 1000,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Source batch size (records per batch).")
+    ] = 10_000,  # REPLAY_BATCH_SIZE
     processes: Annotated[int, typer.Option(min=1, help="bytewax processes (one worker each).")] = 1,
     shards: Annotated[
         int, typer.Option(min=1, help="Symbol shards the input is split into (fixed per run).")

@@ -32,3 +32,12 @@ def test_a_file_is_an_array_only_when_it_all_parses_as_one(
     path.write_bytes(content)
     assert read_json_array(path) == items
     assert count_input_events(path) == events
+
+
+def test_the_cli_replay_default_batch_size_is_the_sources() -> None:
+    import inspect
+
+    from torghut import cli
+    from torghut.connectors.replay_file import REPLAY_BATCH_SIZE
+
+    assert inspect.signature(cli.replay).parameters["batch_size"].default == REPLAY_BATCH_SIZE

@@ -69,24 +69,30 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
-_RECORD_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+_RECORD_OPTIONS = orjson.OPT_SORT_KEYS
+
+
+def _record_default(value: Any) -> Any:
+    if type(value) is Decimal:
+        return str(value)
+    return _default(value)
 
 
 def record_json(value: Any) -> str:
     """Encode an output record as one canonical JSON line, fast: the replay's part-file encoding.
 
-    Sorted keys at every level (dataclasses as their fields), compact, UTF-8, with canonical JSON's
-    rules for values JSON cannot hold (decimals as strings, times in ISO 8601). orjson writes it; what
-    orjson cannot (integers past 64 bits, lone surrogates) falls back to :func:`canonical_json`, so the
-    same record always has the same line. Records carry no non-finite floats (dead letters' raw input is
-    :func:`json_safe`), which orjson would write as ``null``.
+    Mappings with sorted keys, dataclasses as their fields in declaration order, compact, UTF-8, with
+    canonical JSON's rules for values JSON cannot hold (decimals as strings, times in ISO 8601). orjson
+    writes it; what orjson cannot (integers past 64 bits, lone surrogates) falls back to
+    :func:`canonical_json`, so the same record always has the same line. Records carry no non-finite
+    floats (dead letters' raw input is :func:`json_safe`), which orjson would write as ``null``.
 
     >>> from decimal import Decimal
     >>> record_json({"b": Decimal("1.50"), "a": (1, None), "z": "é"})
     '{"a":[1,null],"b":"1.50","z":"é"}'
     """
     try:
-        return orjson.dumps(value, default=_default, option=_RECORD_OPTIONS).decode()
+        return orjson.dumps(value, default=_record_default, option=_RECORD_OPTIONS).decode()
     except orjson.JSONEncodeError:
         return canonical_json(value)
 

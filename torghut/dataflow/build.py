@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from torghut.connectors.broker import ExecutionAdapter
 from torghut.connectors.part_files import CountSink, Route, RoutedPartFileSink
-from torghut.connectors.replay_file import ProgressCallback, RawRecord, ReplayFileSource
+from torghut.connectors.replay_file import REPLAY_BATCH_SIZE, ProgressCallback, RawRecord, ReplayFileSource
 from torghut.contracts.account import AccountView
 from torghut.contracts.decision import Rejection, TradeDecision
 from torghut.contracts.execution import ExecutionReport
@@ -85,7 +85,7 @@ class FlowSpec(BaseModel):
     signals: Path
     catalog: Path
     parts_dir: Path
-    batch_size: int = 1000
+    batch_size: int = REPLAY_BATCH_SIZE
     #: Symbol shards of the input; ``None`` means one per process. Outputs do not depend on it (every
     #: symbol stays in one shard, in file order), but a recovery store must be resumed with the same value.
     shards: int | None = None

@@ -24,7 +24,7 @@ from torghut.connectors.tansu import TansuBroker
 from torghut.contracts import DeadLetter, canonical_json
 from torghut.metrics import REGISTRY
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 OUTAGE_S = 2.5
 SMALL_FETCHES = {

@@ -162,7 +162,7 @@ def producer_config(
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
-        "message.timeout.ms": round(delivery_timeout_s * 1000),
+        "message.timeout.ms": max(1, round(delivery_timeout_s * 1000)),  # 0 would mean "never"
         "reconnect.backoff.max.ms": 1000,
         "error_cb": _producer_error,
     }
