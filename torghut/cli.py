@@ -55,6 +55,11 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _line(text: str, to: Console = out) -> None:
+    """Print ``text`` as one unwrapped line, no markup highlighting (messages tests and operators grep)."""
+    to.print(text, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def replay(
     signals: Annotated[
@@ -292,17 +297,18 @@ def strategies_validate(
     out.print(table)
 
 
+DsnOption = Annotated[
+    str,
+    typer.Option(
+        envvar="TORGHUT_DATABASE_URL",
+        help="PostgreSQL DSN (postgresql://user:password@host:5432/db); env TORGHUT_DATABASE_URL.",
+        show_default=False,
+    ),
+]
+
+
 @db_app.command("migrate")
-def db_migrate(
-    dsn: Annotated[
-        str,
-        typer.Option(
-            envvar="TORGHUT_DATABASE_URL",
-            help="PostgreSQL DSN (postgresql://user:password@host:5432/db); env TORGHUT_DATABASE_URL.",
-            show_default=False,
-        ),
-    ],
-) -> None:
+def db_migrate(dsn: DsnOption) -> None:
     """Apply pending migrations (idempotent, safe from several processes) and list what was applied."""
     import psycopg
 
@@ -324,14 +330,6 @@ def db_migrate(
     out.print(f"schema at {names[present[-1]] if present else 'nothing'}", highlight=False)
 
 
-DsnOption = Annotated[
-    str,
-    typer.Option(
-        envvar="TORGHUT_DATABASE_URL",
-        help="PostgreSQL DSN (postgresql://user:password@host:5432/db); env TORGHUT_DATABASE_URL.",
-        show_default=False,
-    ),
-]
 AccountOption = Annotated[
     str,
     typer.Option(
@@ -413,14 +411,10 @@ def _set_control(dsn: str, account: str, reason: str | None, by: str | None, **s
     engaged = [r.account_label for r in rows if r.kill_switch]
     disabled = [r.account_label for r in rows if not r.trading_enabled]
     if engaged:
-        out.print(f"kill switch engaged by: {', '.join(engaged)}", highlight=False, soft_wrap=True)
+        _line(f"kill switch engaged by: {', '.join(engaged)}")
     if disabled:
-        out.print(f"trading disabled by: {', '.join(disabled)}", highlight=False, soft_wrap=True)
-    out.print(
-        "the static TRADING_KILL_SWITCH_ENABLED / TRADING_ENABLED of each service still apply",
-        highlight=False,
-        soft_wrap=True,
-    )
+        _line(f"trading disabled by: {', '.join(disabled)}")
+    _line("the static TRADING_KILL_SWITCH_ENABLED / TRADING_ENABLED of each service still apply")
 
 
 @control_app.command("show")
@@ -436,21 +430,15 @@ def control_show(
     rows = _control_call(lambda conn: load_controls(conn, account), dsn)
     if not rows:
         where = f"account {account!r}" if account else "any account"
-        out.print(
-            f"no trading_control row for {where}: the static configuration alone applies",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _line(f"no trading_control row for {where}: the static configuration alone applies")
         return
     out.print(_control_table(rows, "trading_control"))
     if account is not None:
         state = control_state(rows)
-        out.print(
+        _line(
             f"account {account}: kill switch {'ENGAGED' if state.kill_switch else 'released'}, "
             f"trading {'enabled' if state.trading_enabled else 'DISABLED'} by the control "
-            f"(revision {state.revision})",
-            highlight=False,
-            soft_wrap=True,
+            f"(revision {state.revision})"
         )
 
 
@@ -520,7 +508,7 @@ def run(
     services = None
 
     def say(line: str) -> None:
-        console.print(line, highlight=False, soft_wrap=True)
+        _line(line, console)
 
     try:
         if config is not None:

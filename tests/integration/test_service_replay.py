@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +12,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.connectors.postgres.support import free_port
+from tests.connectors.postgres.support import create_database, throwaway_postgres
 from tests.integration.support import content, counts, dump_tables, service_config
 from torghut.connectors.postgres import LocalPostgres
-from torghut.connectors.postgres.server import dsn_for
 from torghut.dataflow.service import run_service
 
 pytestmark = pytest.mark.integration
@@ -42,22 +38,8 @@ def test_a_second_run_of_the_same_file_adds_no_rows_and_changes_none(dsn: str, c
 @pytest.fixture
 def own_server() -> Iterator[LocalPostgres]:
     """A PostgreSQL of this test's own: it is stopped and restarted mid-run."""
-    directory = Path(tempfile.mkdtemp(prefix="torghut-pg-outage-"))
-    server = LocalPostgres()
-    try:
-        server.start(directory, free_port())
+    with throwaway_postgres("torghut-pg-outage-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _database(server: LocalPostgres) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    assert server.port is not None
-    return dsn_for(server.port, name)
 
 
 def _rows(dsn: str, table: str) -> int:
@@ -72,7 +54,7 @@ def _rows(dsn: str, table: str) -> int:
 def test_d_postgres_stopped_mid_run_waits_logs_and_loses_nothing(
     own_server: LocalPostgres, clean_signals: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    undisturbed, disturbed = _database(own_server), _database(own_server)
+    undisturbed, disturbed = create_database(own_server), create_database(own_server)
     source = {"kind": "file", "path": str(clean_signals), "batch_size": 40}
     run_service(service_config(source, undisturbed), once=True)
 

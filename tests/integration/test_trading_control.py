@@ -7,9 +7,6 @@ once with the kill switch engaged; and PostgreSQL is stopped between two events 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,14 +15,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 from typer.testing import CliRunner
 
-from tests.connectors.postgres.support import free_port
+from tests.connectors.postgres.support import create_database, throwaway_postgres
 from tests.integration.support import service_config
 from torghut.cli import app
 from torghut.connectors.postgres import LocalPostgres, PostgresControlSource, migrate
-from torghut.connectors.postgres.server import dsn_for
 from torghut.contracts.decision import TradeDecision
 from torghut.dataflow.config import EngineConfig
 from torghut.dataflow.service import run_service
@@ -135,26 +130,12 @@ def test_a_kill_switch_flipped_between_two_events_applies_to_the_next_order_and_
 @pytest.fixture
 def own_server() -> Iterator[LocalPostgres]:
     """A PostgreSQL of this test's own: it is stopped and restarted between two events."""
-    directory = Path(tempfile.mkdtemp(prefix="torghut-pg-control-"))
-    server = LocalPostgres()
-    try:
-        server.start(directory, free_port())
+    with throwaway_postgres("torghut-pg-control-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _new_database(server: LocalPostgres) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    assert server.port is not None
-    return dsn_for(server.port, name)
 
 
 def test_b_postgres_stopped_between_two_events_fails_closed_then_recovers(own_server: LocalPostgres) -> None:
-    dsn = _new_database(own_server)
+    dsn = create_database(own_server)
     migrate(dsn)
     assert own_server.port is not None and own_server.directory is not None
     control = PostgresControlSource(dsn, ACCOUNT, timeout_s=1)
@@ -206,7 +187,7 @@ def test_d_the_control_command_shows_writes_and_explains(dsn: str, pg_server: Lo
     assert "account live: kill switch ENGAGED, trading DISABLED" in shown
     assert "revision *@1,live@1" in shown
 
-    unmigrated = _new_database(pg_server)
+    unmigrated = create_database(pg_server)
     missing = CliRunner().invoke(app, ["control", "show"], env={"TORGHUT_DATABASE_URL": unmigrated})
     assert missing.exit_code == 2
     assert "torghut db migrate" in missing.output

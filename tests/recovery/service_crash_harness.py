@@ -26,12 +26,8 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +37,9 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from tests.connectors.postgres.support import create_database, throwaway_postgres
 from tests.recovery.crash_harness import crash_arguments, start_maybe_killed
 from torghut.connectors.postgres import LocalPostgres
-from torghut.connectors.postgres.server import dsn_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "benchmarks" / "catalog.yaml"
@@ -129,37 +125,6 @@ class AlpacaServerProcess:
                 self._proc.wait()
         if self._proc.stdout is not None:
             self._proc.stdout.close()
-
-
-@contextmanager
-def local_postgres() -> Iterator[LocalPostgres]:
-    """A throw-away PostgreSQL under /tmp (the server's OS user must traverse its directory)."""
-    directory = Path(tempfile.mkdtemp(prefix="torghut-svc-crash-pg-"))
-    server = LocalPostgres()
-    try:
-        server.start(directory, _free_port())
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def new_database(server: LocalPostgres, label: str) -> str:
-    """Create an empty database on ``server`` and return its DSN (the service migrates it)."""
-    assert server.port is not None
-    name = f"{label}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server.dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return dsn_for(server.port, name)
 
 
 def write_config(path: Path, signals: Path, dsn: str, recovery: Path | None, snapshot_s: float) -> Path:
@@ -252,12 +217,12 @@ def run_service_crash_test(
     tiny = work / "one-line.jsonl"
     with signals.open("rb") as handle:
         tiny.write_bytes(handle.readline())
-    with local_postgres() as pg:
+    with throwaway_postgres("torghut-svc-crash-pg-") as pg:
         # Start-up (interpreter, imports, catalog, migrations, broker client) on a one-line input, so
         # kills land while events are processed rather than during imports.
         server = AlpacaServerProcess()
         try:
-            config = write_config(work / "startup.yaml", tiny, new_database(pg, "startup"), None, 0.2)
+            config = write_config(work / "startup.yaml", tiny, create_database(pg, "startup"), None, 0.2)
             started = time.monotonic()
             _run(service_command(config), service_env(server.base_url), timeout_s)
             report.startup_s = time.monotonic() - started
@@ -266,7 +231,7 @@ def run_service_crash_test(
 
         server = AlpacaServerProcess()
         try:
-            dsn = new_database(pg, "reference")
+            dsn = create_database(pg, "reference")
             config = write_config(work / "reference.yaml", signals, dsn, None, snapshot_interval_s)
             started = time.monotonic()
             _run(service_command(config), service_env(server.base_url), timeout_s)
@@ -312,7 +277,7 @@ def _cycle(
     shutil.rmtree(recovery, ignore_errors=True)
     server = AlpacaServerProcess()
     try:
-        dsn = new_database(pg, f"crashed{cycle}")
+        dsn = create_database(pg, f"crashed{cycle}")
         config = write_config(work / f"crashed-{cycle}.yaml", signals, dsn, recovery, snapshot_interval_s)
         cmd, env = service_command(config), service_env(server.base_url)
         while True:

@@ -30,14 +30,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from torghut.connectors.local_http import HOST, KeepAliveHandler, LocalHttpServer
+
 FaultAction = Literal["error", "delay", "hang", "drop"]
 
-_HOST = "127.0.0.1"
 _ORDERS = "/v2/orders"
 _BY_CLIENT_ID = "/v2/orders:by_client_order_id"
 _OPEN_STATUSES = frozenset({"new", "accepted", "pending_new", "partially_filled"})
@@ -340,21 +340,18 @@ def _clock() -> dict[str, Any]:
     }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LocalHttpServer):
     allow_reuse_address = True
 
     def __init__(self, port: int, brokerage: Brokerage, key_id: str | None, secret: str | None) -> None:
-        super().__init__((_HOST, port), _Handler)
+        super().__init__(port, _Handler)
         self.brokerage = brokerage
         self.key_id = key_id
         self.secret = secret
         self.stopping = threading.Event()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: alpaca-py reuses one connection
-    disable_nagle_algorithm = True  # TCP_NODELAY: 44 ms per call without it
+class _Handler(KeepAliveHandler):  # keep-alive: alpaca-py reuses one connection
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -432,11 +429,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data, content_type = json.dumps(payload).encode(), "application/json"
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_body(status, data, {"Content-Type": content_type})
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (timed out) first
 
@@ -514,14 +507,11 @@ class AlpacaTestServer:
     @property
     def base_url(self) -> str:
         """The URL to pass as ``url_override`` (no ``/v2``)."""
-        return f"http://{_HOST}:{self._server.server_address[1]}"
+        return f"http://{HOST}:{self._server.port}"
 
     def start(self) -> str:
         """Start serving on a daemon thread; return the base URL."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="alpaca-test-server", daemon=True
-        )
-        self._thread.start()
+        self._thread = self._server.serve_in_thread(0.02, "alpaca-test-server")
         return self.base_url
 
     def stop(self) -> None:

@@ -2,9 +2,11 @@
 
 The file is split into a fixed number of symbol shards, each a bytewax partition, so several processes can
 share one file while every symbol's rows stay in file order within one partition. A partition reads the
-whole file but only decodes its own rows: the symbol is found with a byte-level scan, and the row is
-handed downstream undecoded (the parse stage decodes it once). Rows whose symbol cannot be found go to
-shard 0, where the parse stage turns them into dead letters, so nothing is read twice or lost.
+whole file but only keeps its own rows: the shard is that of the row's routing symbol
+(:func:`~torghut.operators.decode.routing_symbol`, the symbol the parser reads, found with a byte-level
+scan when that is exact), and the row is handed downstream undecoded (the strategies step decodes it
+once). Rows without a valid symbol go to the shard of ``""``, where they become dead letters, so nothing
+is read twice or lost.
 
 The resume state of a partition is ``(byte_offset, line_number)`` for JSONL and ``(index,)`` for an array,
 so bytewax recovery resumes exactly after the last emitted batch.
@@ -12,7 +14,6 @@ so bytewax recovery resumes exactly after the last emitted batch.
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from torghut.contracts.signal import InputPosition
+from torghut.operators.decode import routing_symbol
 
 #: Lines per source batch of a replay. Every symbol's share of a batch is evaluated as one symbol batch,
 #: so large batches amortize the per-symbol-batch work (watermarks, state, latency metrics): with 500
@@ -31,8 +33,6 @@ REPLAY_BATCH_SIZE = 10_000
 RawRecord = tuple[object, InputPosition]
 ResumeState = tuple[int, int]
 
-#: A JSON record's ``symbol`` field, found without decoding the record (for sharding and routing).
-SYMBOL_FIELD = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
 _PROBE_BYTES = 4096
 
 
@@ -127,8 +127,8 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
             stripped = line.strip()
             if not stripped:
                 continue
-            match = SYMBOL_FIELD.search(stripped)
-            row_shard = symbol_shard(match.group(1), shards) if match else 0
+            # The routing symbol (the parser's own), so each symbol's rows stay in one shard, in file order.
+            row_shard = symbol_shard(routing_symbol(stripped), shards)
             if row_shard == shard:
                 batch.append((stripped, InputPosition(self._source, self._label, self._line_no)))
         if self._progress is not None:
@@ -170,8 +170,7 @@ class _ArrayPartition(StatefulSourcePartition[RawRecord, ResumeState]):
         while self._index < total and len(batch) < self._batch_size:
             item = items[self._index]
             self._index += 1
-            symbol = item.get("symbol") if isinstance(item, dict) else None
-            row_shard = symbol_shard(symbol, self._shards) if isinstance(symbol, str) else 0
+            row_shard = symbol_shard(routing_symbol(item), self._shards)
             if row_shard == self._shard:
                 batch.append((item, InputPosition(self._source, self._label, self._index)))
         if self._progress is not None:

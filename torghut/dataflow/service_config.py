@@ -37,9 +37,10 @@ from torghut.connectors.clickhouse import DEFAULT_SIGNAL_TABLE
 from torghut.dataflow.config import ConfigError, EngineConfig, engine_config_from_data
 
 DATABASE_URL_ENV = "TORGHUT_DATABASE_URL"
-#: torghut's own setting for the strategy catalog file (``/etc/torghut/strategies.yaml`` in production).
-CATALOG_PATH_ENV = "TRADING_STRATEGY_CONFIG_PATH"
 """The PostgreSQL DSN (``postgresql://user:password@host:5432/db``); overrides ``postgres.dsn``."""
+
+CATALOG_PATH_ENV = "TRADING_STRATEGY_CONFIG_PATH"
+"""torghut's own setting for the strategy catalog file (``/etc/torghut/strategies.yaml`` in production)."""
 
 METRICS_ADDRESS_ENV = "TORGHUT_METRICS_ADDRESS"
 """``host:port`` of ``/metrics`` (``off`` disables it); overrides ``metrics_address``."""
@@ -76,11 +77,13 @@ class ClickHouseSourceConfig(_Section):
         shards: Symbol shards (bytewax partitions). Keep 1 with one worker: one shard reads in exact
             cursor order, which the committed ``trade_cursor`` relies on (see ``service.py``).
         batch_size: Rows per poll.
-        lookback_minutes: Start ``now - lookback`` when no cursor is stored; stale limit.
-        fast_forward: Move a cursor older than the lookback forward (torghut's behaviour).
+        lookback_minutes: With no stored cursor, reading starts at ``now - lookback``; a stored
+            cursor older than that is stale (see ``fast_forward``).
+        fast_forward: Move a stale cursor forward to ``now - lookback`` (torghut's behaviour); off, the
+            source reads the backlog from the cursor.
         start: ``lookback`` (torghut) or ``earliest``: with no stored cursor, start before the table's
             first row (the local default, whose sample signals are historical).
-        poll_interval_s: Wait after an empty or partial batch.
+        poll_interval_s: Wait after an empty or partial batch (a full batch polls again at once).
         create_table: Create the table when it is missing (the local default does).
         query_timeout_s: Longest wait for ClickHouse's answer to one statement (clickhouse-connect's
             ``send_receive_timeout``) before the poll fails and is retried with backoff.
@@ -217,11 +220,11 @@ class PostgresConfig(_Section):
     """Where every record is persisted.
 
     Attributes:
-        dsn: The DSN (:data:`DATABASE_URL_ENV` overrides it).
-        migrate: Apply pending migrations at start.
-        max_attempts: Write attempts per batch while PostgreSQL is unreachable; the service default
-            waits about 58 days at the 5 s cap, which is "until it is back".
-        backoff_max_s: Longest wait between two attempts.
+        dsn: The DSN, ``postgresql://user:password@host:5432/db``. Secret: it may hold a password.
+        migrate: Apply pending migrations at start-up.
+        max_attempts: Attempts to connect at start-up and to write each batch while PostgreSQL is
+            unreachable; the default waits about 58 days at the 5 s cap, which is "until it is back".
+        backoff_max_s: Longest wait between two attempts (the wait doubles up to it).
     """
 
     dsn: SecretStr
@@ -257,8 +260,9 @@ class ServiceConfig(_Section):
         source: The signal source.
         postgres: The database.
         adapter: The execution adapter.
-        catalog: The strategy catalog.
-        metrics_address: ``host:port`` of ``/metrics``; None disables it.
+        catalog: The strategy catalog file (YAML or JSON).
+        metrics_address: ``host:port`` to serve Prometheus ``/metrics`` on; None (``off`` in the
+            environment) disables it.
         recovery_dir: bytewax recovery directory (created with one partition on first use); None runs
             without recovery (state restarts empty; the ClickHouse cursor still resumes from
             ``trade_cursor``).

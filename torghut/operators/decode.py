@@ -14,12 +14,12 @@ parser reads, found without decoding the record when that is provably the same.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Final
 
 import orjson
 
-from torghut.connectors.replay_file import SYMBOL_FIELD
 from torghut.contracts.features import (
     FEATURE_SCHEMA_VERSION_V3,
     FeatureVectorV3,
@@ -31,6 +31,8 @@ from torghut.operators import parse as _parse
 from torghut.operators.normalize import DEFAULT_SOURCE, DEFAULT_TIMEFRAME, normalize, staleness_ms
 from torghut.operators.parse import RowRejected, parse_record
 
+#: A JSON record's ``symbol`` field, found without decoding the record.
+SYMBOL_FIELD: Final = re.compile(rb'"symbol"\s*:\s*"([^"\\]{1,64})"')
 _SYMBOL_KEY: Final = b'"symbol"'
 _ESCAPE: Final = b"\\u"
 # Columns whose presence (as anything but null) sends a row down the two-stage path.

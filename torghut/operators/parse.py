@@ -80,6 +80,8 @@ _EXTENDED_FLAT_KEYS = (
 _MAX_FAST_SEQ_DIGITS = 18
 _CLICKHOUSE_TS_LEN = len("2026-02-19 14:30:05.000")
 _SHOW_LIMIT = 64
+_TS_CACHE: dict[str, datetime] = {}
+_TS_CACHE_SIZE = 8192
 #: The reason of a record nested deeper than Python's recursion limit.
 TOO_DEEPLY_NESTED = "too_deeply_nested"
 # Only for the rare seq values that are not a plain int or digit string: pydantic's own lax int
@@ -128,6 +130,19 @@ def parse_ts(value: object) -> datetime | None:
 
 
 def _parse_ts_text(value: str) -> datetime | None:
+    # Every symbol's row of one bar carries the same event time: parsed once, then shared (immutable).
+    cached = _TS_CACHE.get(value)
+    if cached is not None:
+        return cached
+    parsed = _parse_ts_uncached(value)
+    if parsed is not None:
+        if len(_TS_CACHE) >= _TS_CACHE_SIZE:
+            _TS_CACHE.clear()
+        _TS_CACHE[value] = parsed
+    return parsed
+
+
+def _parse_ts_uncached(value: str) -> datetime | None:
     if len(value) == _CLICKHOUSE_TS_LEN and value[10] == " " and value[19] == ".":
         # ClickHouse DateTime64(3) text, always UTC: one C-level parse and no tz replace.
         try:

@@ -85,7 +85,38 @@ class AllocationConfig(_Frozen):
 
     Map keys are normalized as torghut does: symbols upper case, correlation groups, regimes and
     strategy ids lower case (the allocator looks strategy ids up lower-cased, so matching is
-    case-insensitive). A cap that is ``None`` is not applied.
+    case-insensitive). A cap that is ``None`` is not applied. Budgets are used up within one
+    aggregation window and start again with the next.
+
+    Attributes:
+        enabled: Apply the multipliers and caps below; when false the requested quantity
+            (``floor(target_notional / price)``) passes through approved, with metadata only.
+        default_regime: The regime of an intent that carries no regime label.
+        default_budget_multiplier: Budget multiplier of a regime missing from
+            ``regime_budget_multipliers`` (and from its ``default`` key); it scales every cap.
+        default_capacity_multiplier: Capacity multiplier of a regime missing from
+            ``regime_capacity_multipliers`` (and from its ``default`` key); it scales the symbol cap.
+        min_multiplier: Lower clamp of both multipliers.
+        max_multiplier: Upper clamp of both multipliers; must not be below ``min_multiplier``.
+        max_symbol_pct_equity: Symbol capacity as a fraction of equity: with ``max_symbol_notional``
+            (the smaller of the two), times both multipliers, it caps one symbol intent's notional
+            (``allocator_clip_symbol_capacity``, ``allocator_reject_symbol_capacity``).
+        max_symbol_notional: Symbol capacity in notional (see ``max_symbol_pct_equity``).
+        max_gross_exposure: Cap on gross exposure, times the budget multiplier: an intent may add
+            what is left after the other symbols' positions and the notional already approved in the
+            window (``allocator_*_gross_exposure``).
+        strategy_notional_caps: ``strategy_id -> notional`` budget per window, times the budget
+            multiplier; each contributing strategy is charged an equal share of the intent
+            (``allocator_*_strategy_budget``).
+        symbol_notional_caps: ``symbol -> notional`` budget per window, times the budget multiplier
+            (``allocator_*_symbol_budget``).
+        correlation_group_caps: ``group -> notional`` budget per window shared by the symbols of a
+            correlation group, times the budget multiplier (``allocator_*_correlation_capacity``).
+        symbol_correlation_groups: ``symbol -> group`` for ``correlation_group_caps``.
+        regime_budget_multipliers: ``regime -> budget multiplier``; the key ``default`` applies to
+            regimes not listed.
+        regime_capacity_multipliers: ``regime -> capacity multiplier``; the key ``default`` applies to
+            regimes not listed.
     """
 
     enabled: bool = False
@@ -225,6 +256,15 @@ class AccountConfig(BaseModel):
     partitions before it processes a window in canonical order. ``None`` (the replay default) holds
     everything until the end of input, which makes the output independent of arrival order exactly; a
     live engine sets a few seconds of event time.
+
+    Attributes:
+        account: The account stage's account label: on its account view and on portfolio intents and
+            their orders; ``torghut run`` reads this account's ``trading_control`` row, and with the
+            ``alpaca`` adapter replaces the label with Alpaca's (``TRADING_ACCOUNT_LABEL``, else the mode).
+        starting_equity: Cash of the paper account at the start of a run (no positions).
+        release_lateness_s: An input is processed, in canonical order, once it is this many seconds of
+            event time older than the newest input seen; unset: everything waits for the end of input
+            (``torghut run`` defaults to 2).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

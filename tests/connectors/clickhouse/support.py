@@ -12,7 +12,7 @@ import pytest
 from tests.connectors.postgres.support import free_port
 from torghut.connectors.clickhouse import TableRef
 from torghut.connectors.clickhouse.front_process import HttpFrontProcess
-from torghut.connectors.clickhouse.http_front import HOST
+from torghut.connectors.local_http import HOST
 
 DSN = "chdb://memory"
 BASE_TS = datetime(2026, 2, 19, 14, 30, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ from torghut.connectors.clickhouse import (
     TableRef,
     create_ta_signals,
 )
-from torghut.connectors.clickhouse.http_front import HOST
+from torghut.connectors.local_http import HOST
 from torghut.dataflow.service import ClickHouseClients
 from torghut.dataflow.service_config import ClickHouseSourceConfig
 from torghut.metrics import EngineMetrics

@@ -6,17 +6,14 @@ Tests share one migrated database, emptied before each test; migration tests get
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
-from tests.connectors.postgres.support import free_port
+from tests.connectors.postgres.support import create_database, throwaway_postgres
 from torghut.connectors.postgres import LocalPostgres, migrate
 from torghut.connectors.postgres.server import dsn_for
 
@@ -25,15 +22,8 @@ TEMPLATE = "torghut_test"
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
-    # Under /tmp, not pytest's tmp dirs: those are 0700 and the server runs as the `postgres` user.
-    directory = Path(tempfile.mkdtemp(prefix="torghut-pg-"))
-    server = LocalPostgres()
-    try:
-        server.start(directory, free_port())
+    with throwaway_postgres("torghut-pg-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _admin(server: LocalPostgres) -> psycopg.Connection[tuple[object, ...]]:
@@ -51,18 +41,6 @@ def template_db(pg_server: LocalPostgres) -> str:
 def _port(server: LocalPostgres) -> int:
     assert server.port is not None
     return server.port
-
-
-def _new_database(server: LocalPostgres, template: str | None) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template is not None:
-        create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
-    with _admin(server) as admin:
-        admin.execute(create)
-    yield dsn_for(_port(server), name)
-    with _admin(server) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
@@ -83,8 +61,12 @@ def dsn(pg_server: LocalPostgres, template_db: str) -> Iterator[str]:
 
 @pytest.fixture
 def empty_dsn(pg_server: LocalPostgres) -> Iterator[str]:
-    """A fresh database with no tables."""
-    yield from _new_database(pg_server, None)
+    """A fresh database with no tables, dropped afterwards."""
+    target = create_database(pg_server)
+    yield target
+    name = str(conninfo_to_dict(target)["dbname"])
+    with _admin(pg_server) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from torghut.connectors.postgres import LocalPostgres
+from torghut.connectors.postgres.server import dsn_for
 
 
 def free_port() -> int:
@@ -13,6 +22,32 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[LocalPostgres]:
+    """A PostgreSQL of its own on a free port, stopped and its directory removed on exit.
+
+    The directory is under /tmp, not pytest's tmp dirs: those are 0700 and the server runs as the
+    ``postgres`` user, which must traverse it.
+    """
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    server = LocalPostgres()
+    try:
+        server.start(directory, free_port())
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def create_database(server: LocalPostgres, label: str = "t") -> str:
+    """Create an empty database named ``<label>_<random hex>`` on ``server`` and return its DSN."""
+    assert server.port is not None
+    name = f"{label}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return dsn_for(server.port, name)
 
 
 def dump(conn: psycopg.Connection[tuple[object, ...]], table: str) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from torghut.connectors.clickhouse.http_front import HOST
+from torghut.connectors.local_http import HOST
 
 
 def _request(port: int, method: str, path: str, body: bytes | None = None, timeout_s: float = 2.0) -> bytes:

@@ -55,7 +55,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -63,9 +62,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import chdb
 
+from torghut.connectors.local_http import HOST, KeepAliveHandler, LocalHttpServer
+
 _log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 STD_EXCEPTION = 1001
 """ClickHouse's error code for a failure that is not the engine's own (here: a bad request to the front)."""
 
@@ -301,11 +301,9 @@ class _Control:
             self.stats[key] += 1
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LocalHttpServer):
     def __init__(self, port: int, engine: ChdbEngine) -> None:
-        super().__init__((HOST, port), _Handler)
+        super().__init__(port, _Handler)
         self.engine = engine
         self.control = _Control()
 
@@ -317,9 +315,7 @@ class _Server(ThreadingHTTPServer):
             _log.exception("chdb HTTP front: request from %s failed", client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as clickhouse-connect's pooled connections expect
-    disable_nagle_algorithm = True  # TCP_NODELAY: small answers would otherwise wait ~40 ms
+class _Handler(KeepAliveHandler):  # keep-alive, as clickhouse-connect's pooled connections expect
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -338,11 +334,11 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/_control/delay":
             request = json.loads(body or b"{}")
             self.server.control.arm(float(request.get("delay_s", 0.0)), int(request.get("queries", 1)))
-            return self._send(200, b'{"ok": true}\n', {"Content-Type": "application/json"})
+            return self.send_body(200, b'{"ok": true}\n', {"Content-Type": "application/json"})
         if url.path == "/_control/stats":
-            return self._send(200, json.dumps(self.server.control.stats).encode(), {})
+            return self.send_body(200, json.dumps(self.server.control.stats).encode(), {})
         if url.path == "/ping" or (url.path == "/" and not body and "query" not in params):
-            return self._send(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
+            return self.send_body(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
         try:
             body = decode_body(body, self.headers.get("Content-Encoding"))
             content_type = self.headers.get("Content-Type", "")
@@ -357,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
         except FrontError as error:
             self.server.control.count("errors")
             headers = {"X-ClickHouse-Exception-Code": str(error.code), "Content-Type": "text/plain"}
-            return self._send(error.status, (str(error) + "\n").encode(), headers)
+            return self.send_body(error.status, (str(error) + "\n").encode(), headers)
         self.server.control.count("statements")
         headers = {
             "Content-Type": "application/octet-stream",
@@ -366,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if answer.fmt is not None:
             headers["X-ClickHouse-Format"] = answer.fmt
-        return self._send(200, answer.body, headers)
+        return self.send_body(200, answer.body, headers)
 
     def _read_body(self) -> bytes:
         # clickhouse-connect streams inserts: chunked transfer encoding.
@@ -380,14 +376,6 @@ class _Handler(BaseHTTPRequestHandler):
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
-
-    def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 class ChdbHttpFront:
@@ -405,7 +393,7 @@ class ChdbHttpFront:
     @property
     def port(self) -> int:
         """The bound port."""
-        return int(self._server.server_address[1])
+        return self._server.port
 
     def delay_next(self, delay_s: float, queries: int = 1) -> None:
         """Hold the answers to the next ``queries`` statements for ``delay_s`` seconds (the test hook)."""
@@ -413,8 +401,7 @@ class ChdbHttpFront:
 
     def start(self) -> ChdbHttpFront:
         """Serve on a daemon thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._thread = self._server.serve_in_thread(0.05, "chdb-http-front")
         return self
 
     def stop(self) -> None:
