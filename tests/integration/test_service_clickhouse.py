@@ -15,6 +15,7 @@ from tests.integration.support import service_config
 from torghut.connectors.postgres import TradeCursor, load_cursor
 from torghut.dataflow.local import seed_signals
 from torghut.dataflow.service import run_service, start_cursor_for
+from torghut.metrics import METRICS
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +85,10 @@ def test_b_bad_rows_end_as_dead_letters_good_rows_as_decisions_and_paper_fills(
         f"SELECT event_ts, symbol, seq FROM {name} ORDER BY event_ts DESC, symbol DESC, seq DESC LIMIT 1"
     ).result_rows[0]
     assert cursor == TradeCursor("clickhouse", last[0].replace(tzinfo=UTC), int(last[2]), str(last[1]))
+    # ... and its event time is exported, in Unix seconds.
+    assert cursor.cursor_at is not None
+    gauge = METRICS.registry.get_sample_value("torghut_cursor_event_ts_seconds", {"source": "clickhouse"})
+    assert gauge == cursor.cursor_at.timestamp()
     # A restart without recovery state resumes from that cursor and reads nothing again.
     assert start_cursor_for(config) is not None
     before = result.counts

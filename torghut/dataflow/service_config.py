@@ -66,6 +66,7 @@ class ClickHouseSourceConfig(_Section):
     """``ta_signals`` in ClickHouse, read incrementally from torghut's cursor.
 
     Attributes:
+        kind: ``clickhouse`` selects this source.
         dsn: A clickhouse-connect DSN (``chdb:///abs/path``, ``chdb://memory``, ``http://...``); when set,
             the host fields are ignored. Secret: it may hold a password.
         host: HTTP host (``TA_CLICKHOUSE_URL``'s host in torghut).
@@ -173,6 +174,7 @@ class KafkaSourceConfig(_Section):
     """The TA signal topic (TaSignal JSON); offsets live in the bytewax recovery snapshots.
 
     Attributes:
+        kind: ``kafka`` selects this source.
         brokers: ``host:port`` bootstrap servers.
         topic: The signal topic.
         batch_size: Records per poll.
@@ -196,6 +198,7 @@ class FileSourceConfig(_Section):
     """A recorded signal file (JSONL rows or envelopes): bounded, for tests and back-fills.
 
     Attributes:
+        kind: ``file`` selects this source.
         path: The signal file.
         shards: Symbol shards.
         batch_size: Rows per batch.

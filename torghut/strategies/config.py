@@ -10,6 +10,12 @@ class RuntimeConfig(BaseModel):
 
     ``circuit_errors`` consecutive plugin failures degrade a strategy for ``circuit_cooldown_s`` seconds of
     event time.
+
+    Attributes:
+        circuit_errors: Consecutive plugin failures of one strategy (per symbol) that open its circuit
+            breaker; a successful evaluation resets the count.
+        circuit_cooldown_s: Seconds of event time a degraded strategy is skipped, each skipped event
+            reported as a ``strategy_degraded`` error.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -7,6 +7,7 @@ import pytest
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
+from prometheus_client import CollectorRegistry
 
 from tests.connectors.postgres import records as r
 from tests.connectors.postgres.support import TABLES, count, dump
@@ -18,6 +19,7 @@ from torghut.connectors.postgres import (
     TradeCursor,
     load_cursor,
 )
+from torghut.metrics import EngineMetrics
 
 
 def mixed_batch(start: int, n: int) -> list[object]:
@@ -104,10 +106,32 @@ def test_the_sink_survives_a_server_restart_between_batches(
     sink.close()
 
 
+def _cursor_gauge(metrics: EngineMetrics, source: str) -> float | None:
+    return metrics.registry.get_sample_value("torghut_cursor_event_ts_seconds", {"source": source})
+
+
+def test_each_committed_cursor_sets_its_sources_event_time_gauge(dsn: str) -> None:
+    metrics = EngineMetrics(CollectorRegistry())
+    sink = PostgresSink(dsn, metrics=metrics)
+    sink.write_batch([TradeCursor("clickhouse", r.ts(7), 3, "NVDA"), TradeCursor("kafka", r.ts(2), 1, "AMD")])
+    sink.write_batch([TradeCursor("clickhouse", r.ts(9), 4, "AAPL")])
+    sink.write_batch([TradeCursor("clickhouse", None)])  # commits nothing, changes nothing
+    sink.close()
+
+    with psycopg.connect(dsn) as conn:
+        committed = load_cursor(conn, "clickhouse")
+    assert committed is not None and committed.cursor_at is not None
+    assert _cursor_gauge(metrics, "clickhouse") == committed.cursor_at.timestamp() == r.ts(9).timestamp()
+    assert _cursor_gauge(metrics, "kafka") == r.ts(2).timestamp()
+
+
 def test_a_batch_is_kept_when_the_server_stays_down(pg_server: LocalPostgres, dsn: str) -> None:
     assert pg_server.directory is not None and pg_server.port is not None
     delays: list[float] = []
-    sink = PostgresSink(dsn, max_attempts=4, backoff_initial_s=1.0, backoff_max_s=2.5, sleep=delays.append)
+    metrics = EngineMetrics(CollectorRegistry())
+    sink = PostgresSink(
+        dsn, max_attempts=4, backoff_initial_s=1.0, backoff_max_s=2.5, sleep=delays.append, metrics=metrics
+    )
     sink.add_many(mixed_batch(0, 5))
     pending = sink.pending
     pg_server.stop()
@@ -118,8 +142,10 @@ def test_a_batch_is_kept_when_the_server_stays_down(pg_server: LocalPostgres, ds
         pg_server.start(pg_server.directory, pg_server.port)
     assert delays == [1.0, 2.0, 2.5]
     assert sink.pending == pending
+    assert _cursor_gauge(metrics, "clickhouse") is None  # nothing committed, nothing reported
     sink.flush()
     assert sink.pending == 0
+    assert _cursor_gauge(metrics, "clickhouse") == r.ts(4).timestamp()
     with psycopg.connect(dsn) as conn:
         assert count(conn, "strategy_intents") == 5
 

@@ -2,7 +2,9 @@
 
 Records of every persisted contract can be mixed in one batch; :meth:`PostgresSink.flush` writes them
 table by table (catalog, intents, decisions, rejections, executions, dead letters) and commits the ingest
-cursor last, in the same transaction, so a committed cursor never runs ahead of the data it covers.
+cursor last, in the same transaction, so a committed cursor never runs ahead of the data it covers. Once the
+transaction has committed, ``torghut_cursor_event_ts_seconds{source}`` is set to each committed cursor's
+event time (Unix seconds).
 
 A lost connection, a server restart or a serialization failure (``psycopg.OperationalError``) is retried
 with bounded exponential backoff on a fresh connection; the batch stays buffered until it is written. After
@@ -29,6 +31,7 @@ from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.portfolio import PortfolioIntent, SymbolIntent
 from torghut.contracts.signal import DeadLetter
 from torghut.contracts.strategy import StrategyDefinition, StrategyIntent
+from torghut.metrics import METRICS, EngineMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class PostgresSink:
         backoff_max_s: The cap on one retry delay.
         connect_timeout_s: The TCP connect timeout of each (re)connection.
         sleep: The delay function (tests pass a fake one).
+        metrics: Where the committed cursors' event times are reported (:data:`~torghut.metrics.METRICS`).
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class PostgresSink:
         backoff_max_s: float = 5.0,
         connect_timeout_s: int = 5,
         sleep: Callable[[float], None] = time.sleep,
+        metrics: EngineMetrics = METRICS,
     ) -> None:
         if max_attempts < 1:
             msg = f"PostgresSink: max_attempts must be at least 1, got {max_attempts}"
@@ -91,6 +96,7 @@ class PostgresSink:
         self._backoff_max_s = backoff_max_s
         self._connect_timeout_s = connect_timeout_s
         self._sleep = sleep
+        self._metrics = metrics
         self._conn: Connection | None = None
         self._buffer: dict[type, list[Any]] = {kind: [] for kind in _KINDS}
         self._cursors: dict[str, TradeCursor] = {}
@@ -163,6 +169,7 @@ class PostgresSink:
                 self._sleep(delay)
                 delay = min(delay * 2, self._backoff_max_s)
             else:
+                self._report_cursors()
                 self._clear()
                 return
 
@@ -175,6 +182,12 @@ class PostgresSink:
                     writer(conn, batch)
             for cursor in self._cursors.values():
                 commit_cursor(conn, cursor.source, cursor.cursor_at, cursor.cursor_seq, cursor.cursor_symbol)
+
+    def _report_cursors(self) -> None:
+        # Only after the commit: the gauge never shows a cursor a failed transaction rolled back.
+        for cursor in self._cursors.values():
+            if cursor.cursor_at is not None:
+                self._metrics.cursor(cursor.source).set(cursor.cursor_at.timestamp())
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.closed:
