@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,52 @@ def test_every_row_of_a_symbol_is_in_its_routing_symbols_shard(tmp_path: Path) -
     by_shard = _shard_lines(path, shards)
     assert by_shard[symbol_shard(last, shards)] == [r.encode() for r in rows]
     assert sum(len(lines) for lines in by_shard.values()) == len(rows)
+
+
+def _read_all(source: Any, part_name: str, resume: Any = None) -> tuple[list[Any], Any]:
+    part = source.build_part("in", part_name, resume)
+    items: list[Any] = []
+    try:
+        while True:
+            items += part.next_batch()
+    except StopIteration:
+        pass
+    return items, part.snapshot()
+
+
+def test_split_shards_give_each_partition_exactly_the_rows_a_full_scan_gives(tmp_path: Path) -> None:
+    from torghut.connectors.replay_file import ReplayFileSource, split_shards
+
+    rows = [f'{{"symbol":"S{i % 13}","seq":{i}}}' for i in range(200)]
+    rows[7] = ""  # blank lines keep their line numbers
+    rows[9] = "{not json"
+    path = tmp_path / "signals.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    split_dir = split_shards(path, 3, tmp_path / "split")
+    scanned = ReplayFileSource(path, shards=3, batch_size=17)
+    split = ReplayFileSource(path, shards=3, batch_size=17, split_dir=split_dir)
+    for part_name in scanned.list_parts():
+        expected, _ = _read_all(scanned, part_name)
+        got, _ = _read_all(split, part_name)
+        assert got == expected
+        assert got, part_name
+    # A resumed partition continues after its snapshot, in its own shard file.
+    first = split.build_part("in", "shard-001", None)
+    head = first.next_batch()
+    rest, _ = _read_all(split, "shard-001", first.snapshot())
+    assert head + rest == _read_all(scanned, "shard-001")[0]
+
+
+def test_a_missing_or_stale_split_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from torghut.connectors.replay_file import ReplayFileSource, split_shards
+
+    path = tmp_path / "signals.jsonl"
+    path.write_text('{"symbol":"A"}\n{"symbol":"B"}\n')
+    source = ReplayFileSource(path, shards=2, split_dir=tmp_path / "split")
+    with pytest.raises(FileNotFoundError, match="run split_shards first"):
+        source.build_part("in", "shard-000", None)
+    split_shards(path, 2, tmp_path / "split")
+    source.build_part("in", "shard-000", None).close()
+    path.write_text('{"symbol":"A"}\n{"symbol":"B"}\n{"symbol":"C"}\n')  # the input changed
+    with pytest.raises(FileNotFoundError, match="no complete split"):
+        source.build_part("in", "shard-000", None)

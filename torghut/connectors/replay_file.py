@@ -83,6 +83,61 @@ class ReplayProgress:
 ProgressCallback = Callable[[ReplayProgress], None]
 
 
+_SPLIT_MARKER = "complete.json"
+
+
+def _split_marker(path: Path, shards: int) -> dict[str, Any]:
+    stat = path.stat()
+    return {
+        "source": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "shards": shards,
+    }
+
+
+def split_shard_file(path: Path, shards: int, split_dir: Path, shard: int) -> Path:
+    """Return the file :func:`split_shards` wrote for ``shard`` of ``path``.
+
+    Raises:
+        FileNotFoundError: ``split_dir`` holds no complete split of this file into ``shards`` shards.
+    """
+    marker_path = split_dir / _SPLIT_MARKER
+    if not marker_path.is_file() or orjson.loads(marker_path.read_bytes()) != _split_marker(path, shards):
+        msg = f"{split_dir} holds no complete split of {path} into {shards} shards: run split_shards first"
+        raise FileNotFoundError(msg)
+    return split_dir / f"shard-{shard:03d}.jsonl"
+
+
+def split_shards(path: Path, shards: int, out_dir: Path) -> Path:
+    """Split a JSONL signal file into one file per symbol shard, once; return the directory.
+
+    Each shard file holds its rows in file order as ``<line number><TAB><row>``, so a partition reads only its
+    own rows instead of scanning the whole file (which every partition of a multi-process replay would
+    otherwise do). The split is deterministic and recorded by a marker naming the source file, its size and
+    the shard count: a resumed replay reuses it, anything else splits again.
+    """
+    marker = _split_marker(path, shards)
+    marker_path = out_dir / _SPLIT_MARKER
+    if marker_path.is_file() and orjson.loads(marker_path.read_bytes()) == marker:
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outs = [(out_dir / f"shard-{i:03d}.jsonl").open("wb") for i in range(shards)]
+    try:
+        with path.open("rb") as handle:
+            for line_no, line in enumerate(handle, 1):
+                stripped = line.strip()
+                if stripped:
+                    outs[symbol_shard(routing_symbol(stripped), shards)].write(
+                        b"%d\t%b\n" % (line_no, stripped)
+                    )
+    finally:
+        for out in outs:
+            out.close()
+    marker_path.write_bytes(orjson.dumps(marker))  # last: a split cut short is never taken as complete
+    return out_dir
+
+
 class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
     def __init__(
         self,
@@ -142,6 +197,42 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
         self._handle.close()
 
 
+class _SplitPartition(_JsonlPartition):
+    """One shard file written by :func:`split_shards`: every row is this shard's, with its line number."""
+
+    def __init__(
+        self,
+        source: str,
+        shard_file: Path,
+        shard: int,
+        batch_size: int,
+        resume: ResumeState | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        super().__init__(shard_file, shard, 1, batch_size, resume, progress)
+        self._source = source
+
+    def next_batch(self) -> list[RawRecord]:
+        batch: list[RawRecord] = []
+        handle = self._handle
+        source, label = self._source, self._label
+        while len(batch) < self._batch_size:
+            line = handle.readline()
+            if not line:
+                if self._progress is not None:
+                    self._progress(ReplayProgress(self._shard, self._total, self._total))
+                if batch:
+                    return batch
+                raise StopIteration
+            self._offset += len(line)
+            tab = line.index(b"\t")
+            self._line_no = int(line[:tab])
+            batch.append((line[tab + 1 : -1], InputPosition(source, label, self._line_no)))
+        if self._progress is not None:
+            self._progress(ReplayProgress(self._shard, self._offset, self._total))
+        return batch
+
+
 class _ArrayPartition(StatefulSourcePartition[RawRecord, ResumeState]):
     def __init__(
         self,
@@ -185,6 +276,9 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
     """Reads a recorded signal file as ``(raw_row, InputPosition)`` items in ``shards`` partitions.
 
     ``raw_row`` is the undecoded JSON line (bytes) for JSONL, or the decoded element for a JSON array.
+    With ``split_dir``, a JSONL file of several shards is read from per-shard files that
+    :func:`split_shards` writes there (done once, before the run, by whoever runs the flow: concurrent
+    workers must not split at the same time); without it every partition scans the whole file.
     """
 
     def __init__(
@@ -194,6 +288,7 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
         shards: int = 8,
         batch_size: int = REPLAY_BATCH_SIZE,
         progress: ProgressCallback | None = None,
+        split_dir: Path | None = None,
     ) -> None:
         if shards < 1:
             msg = f"shards must be at least 1, got {shards}"
@@ -208,6 +303,7 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
         self.shards = shards
         self.batch_size = batch_size
         self.progress = progress
+        self.split_dir = split_dir
 
     def list_parts(self) -> list[str]:
         """Every shard is readable from every worker; bytewax assigns each to one."""
@@ -222,5 +318,10 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
         if items is not None:
             return _ArrayPartition(
                 items, self.path.name, shard, self.shards, self.batch_size, resume_state, self.progress
+            )
+        if self.split_dir is not None and self.shards > 1:
+            shard_file = split_shard_file(self.path, self.shards, self.split_dir, shard)
+            return _SplitPartition(
+                self.path.name, shard_file, shard, self.batch_size, resume_state, self.progress
             )
         return _JsonlPartition(self.path, shard, self.shards, self.batch_size, resume_state, self.progress)

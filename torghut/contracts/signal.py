@@ -27,6 +27,11 @@ class InputPosition:
         """Return ``source:partition:offset``, the form persisted with decisions."""
         return f"{self.source}:{self.partition}:{self.offset}"
 
+    def __reduce__(self) -> tuple[type[InputPosition], tuple[str, str, int]]:
+        # Every raw record crossing between worker processes carries one: pickle the three values, not
+        # the dataclass state machinery (``fields()`` on every item).
+        return (InputPosition, (self.source, self.partition, self.offset))
+
 
 @dataclass(frozen=True, slots=True)
 class SignalEnvelope:

@@ -33,7 +33,13 @@ from pydantic import BaseModel, ConfigDict
 
 from torghut.connectors.broker import ExecutionAdapter
 from torghut.connectors.part_files import CountSink, Route, RoutedPartFileSink
-from torghut.connectors.replay_file import REPLAY_BATCH_SIZE, ProgressCallback, RawRecord, ReplayFileSource
+from torghut.connectors.replay_file import (
+    REPLAY_BATCH_SIZE,
+    ProgressCallback,
+    RawRecord,
+    ReplayFileSource,
+    read_json_array,
+)
 from torghut.contracts.account import AccountView
 from torghut.contracts.decision import Rejection, TradeDecision
 from torghut.contracts.execution import ExecutionReport
@@ -243,13 +249,24 @@ def wire_engine(
     return EngineStreams(strategies.features, strategies.normalized, records)
 
 
+def input_split_dir(spec: FlowSpec) -> Path | None:
+    """Where the input's per-shard files are (``split_shards``), for a JSONL input of several shards."""
+    if (spec.shards or 1) > 1 and read_json_array(spec.signals) is None:
+        return spec.parts_dir / "input-shards"
+    return None
+
+
 def build_replay_flow(spec: FlowSpec, progress: ProgressCallback | None = None) -> Dataflow:
     """Wire the replay file source, the engine and the part-file sinks."""
     registry = default_registry()
     catalog = load_catalog(spec.catalog, registry)
     flow = Dataflow(FLOW_ID)
     source = ReplayFileSource(
-        spec.signals, shards=spec.shards or 1, batch_size=spec.batch_size, progress=progress
+        spec.signals,
+        shards=spec.shards or 1,
+        batch_size=spec.batch_size,
+        progress=progress,
+        split_dir=input_split_dir(spec),
     )
     streams = wire_engine(
         op.input("source", flow, source), catalog, registry, spec.engine, emit_features=spec.emit_features

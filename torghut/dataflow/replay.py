@@ -24,9 +24,9 @@ import orjson
 from bytewax.testing import run_main
 
 from torghut.connectors.part_files import read_count
-from torghut.connectors.replay_file import read_json_array
+from torghut.connectors.replay_file import read_json_array, split_shards
 from torghut.contracts.hashing import canonical_json, sha256_hex
-from torghut.dataflow.build import FLOW_ID, STREAM_TYPES, FlowSpec, build_replay_flow
+from torghut.dataflow.build import FLOW_ID, STREAM_TYPES, FlowSpec, build_replay_flow, input_split_dir
 from torghut.dataflow.progress import ProgressFiles, read_fraction
 from torghut.recovery.replay_digest import StreamSummary, merge_stream
 from torghut.recovery.store import RecoveryStore, prepare_store
@@ -133,6 +133,9 @@ def _prepare(spec: FlowSpec, processes: int) -> tuple[FlowSpec, RecoveryStore | 
         # A fresh run starts from empty part files; a resumed one appends (the merge drops repeats).
         shutil.rmtree(spec.parts_dir)
     spec.parts_dir.mkdir(parents=True, exist_ok=True)
+    split_dir = input_split_dir(spec)
+    if split_dir is not None:  # once, here: the workers only read their shard's file
+        split_shards(spec.signals, spec.shards or 1, split_dir)
     return spec, store
 
 
