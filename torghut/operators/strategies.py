@@ -1,7 +1,9 @@
 """The strategies stage: every enabled strategy on every feature vector, per symbol.
 
-:class:`StrategyRuntime` is the pure logic (``evaluate(state, fv) -> (state, intents, errors)``);
-:func:`strategies_stage` is the thin bytewax wrapper that keeps one :class:`RuntimeState` per symbol.
+:class:`StrategyRuntime` is the pure logic (``evaluate_batch(state, vectors) -> (state, result)``, and
+``evaluate`` for one vector); :func:`strategies_stage` is the thin bytewax wrapper that keeps one
+:class:`RuntimeState` per symbol and decodes the symbol's raw records first
+(:func:`~torghut.operators.decode.decode_record`: parse and normalize in one call).
 A plugin that raises, reads an undeclared feature or touches the network produces a
 :class:`~torghut.contracts.strategy.StrategyError` (reason: the exception class name) and counts towards
 its circuit breaker; the other strategies are unaffected.

@@ -89,7 +89,8 @@ def test_the_sink_survives_a_server_restart_between_batches(
         restarts.append(delay_s)
         pg_server.start(directory, port)
 
-    sink = PostgresSink(dsn, sleep=restart_while_waiting)
+    metrics = EngineMetrics(CollectorRegistry())
+    sink = PostgresSink(dsn, sleep=restart_while_waiting, metrics=metrics)
     sink.write_batch(mixed_batch(0, 10))
     pg_server.stop()
     assert not pg_server.is_running()
@@ -98,6 +99,7 @@ def test_the_sink_survives_a_server_restart_between_batches(
     assert pg_server.is_running()
     assert restarts == [0.1]
     assert sink.retries == 1
+    assert metrics.registry.get_sample_value("torghut_sink_retries_total", {"sink": "postgres"}) == 1
     assert "retrying in 0.10 s" in caplog.text
     with psycopg.connect(dsn) as conn:
         assert count(conn, "strategy_intents") == 20

@@ -73,7 +73,8 @@ class PostgresSink:
         backoff_max_s: The cap on one retry delay.
         connect_timeout_s: The TCP connect timeout of each (re)connection.
         sleep: The delay function (tests pass a fake one).
-        metrics: Where the committed cursors' event times are reported (:data:`~torghut.metrics.METRICS`).
+        metrics: Where the committed cursors' event times and the retries are reported
+            (:data:`~torghut.metrics.METRICS`).
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class PostgresSink:
                     str(error).strip(),
                 )
                 self.retries += 1
+                self._metrics.sink_retry("postgres").inc()
                 self._sleep(delay)
                 delay = min(delay * 2, self._backoff_max_s)
             else:
