@@ -369,7 +369,7 @@ def _flow(
     flow = Dataflow("strategies_test")
     rows = [(raw_row(v), InputPosition("t", v.symbol, v.seq)) for v in vectors]
     stream = op.input("in", flow, TestingSource(rows, batch_size=batch_size))
-    keyed = op.key_on("key", stream, lambda item: item[0]["symbol"])
+    keyed = op.map("key", stream, lambda item: (item[0]["symbol"], [item]))
     out = strategies_stage("strategies", keyed, runtime)
     intents: list[StrategyIntent] = []
     errors: list[StrategyError] = []

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import threading
 import uuid
 from collections import Counter
@@ -548,6 +549,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cash", type=Decimal, default=Decimal(100_000))
     parser.add_argument("--price", type=Decimal, default=Decimal(100), help="default fill price")
     args = parser.parse_args(argv)
+    # SIGINT and SIGTERM stop the server, even when started from a shell that ignores SIGINT for
+    # background jobs (an inherited SIG_IGN would otherwise make it unstoppable but by SIGKILL).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     server = AlpacaTestServer(args.port, cash=args.cash, default_price=args.price)
     print(server.base_url, flush=True)  # the first line of stdout is the CLI's contract
     try:

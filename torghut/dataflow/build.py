@@ -148,6 +148,29 @@ def raw_symbol(item: RawRecord) -> str:
     return routing_symbol(item[0])
 
 
+def group_by_symbol(batch: list[RawRecord]) -> list[tuple[str, list[RawRecord]]]:
+    """Group a source batch by routing symbol: one keyed item per symbol, its records in batch order.
+
+    bytewax's per-item costs (the key step, and pickling and sending every item that crosses to another
+    process) are paid once per symbol and batch instead of once per record.
+
+    >>> from torghut.contracts.signal import InputPosition
+    >>> batch = [(b'{"symbol":"A"}', InputPosition("doc", "line", n)) for n in range(2)]
+    >>> batch.insert(1, (b'{"symbol":"B"}', InputPosition("doc", "line", 9)))
+    >>> [(symbol, [p.offset for _, p in group]) for symbol, group in group_by_symbol(batch)]
+    [('A', [0, 1]), ('B', [9])]
+    """
+    groups: dict[str, list[RawRecord]] = {}
+    for item in batch:
+        symbol = routing_symbol(item[0])
+        group = groups.get(symbol)
+        if group is None:
+            groups[symbol] = [item]
+        else:
+            group.append(item)
+    return list(groups.items())
+
+
 def _is_symbol_output(item: object) -> TypeGuard[SymbolIntent | DroppedIntents]:
     return isinstance(item, SymbolIntent | DroppedIntents)
 
@@ -208,7 +231,7 @@ def wire_engine(
         marker = IngestMarker(cursor_source, aggregation.window_s, aggregation.allowed_lateness_s)
     # Raw records go to their symbol's worker before decoding (bytes cross between processes, not
     # feature vectors); one keyed step then decodes, normalizes and evaluates them.
-    keyed_raw = op.key_on("key_raw", raw, raw_symbol)
+    keyed_raw = op.flat_map_batch("group_by_symbol", raw, group_by_symbol)
     plugin_mode = runtime_enabled(
         trading.trading_strategy_runtime_mode, trading.trading_strategy_scheduler_enabled
     )

@@ -359,7 +359,7 @@ BatchMarker = Callable[[list[FeatureVectorV3]], Sequence[Any]]
 RawRecord = tuple[object, InputPosition]
 
 
-class StrategiesLogic(StatefulBatchLogic[RawRecord, Any, RuntimeState]):
+class StrategiesLogic(StatefulBatchLogic[Sequence[RawRecord], Any, RuntimeState]):
     """One symbol's raw signals in, its dead letters, intents, errors and watermarks out.
 
     Each raw record is decoded (:func:`~torghut.operators.decode.decode_record`: parse and normalize)
@@ -393,17 +393,20 @@ class StrategiesLogic(StatefulBatchLogic[RawRecord, Any, RuntimeState]):
         self._marker = marker
         self._publisher = MetricsPublisher.for_runtime(runtime)
 
-    def on_batch(self, values: list[RawRecord]) -> tuple[Iterable[Any], bool]:
-        """Decode the batch, evaluate its vectors; outputs follow the input and evaluation order."""
+    def on_batch(self, values: list[Sequence[RawRecord]]) -> tuple[Iterable[Any], bool]:
+        """Decode the groups' records, evaluate the vectors; outputs follow input and evaluation order."""
         out: list[Any] = []
         features: list[FeatureVectorV3] = []
-        for raw, position in values:
-            item = decode_record(raw, position)
-            if type(item) is FeatureVectorV3:
-                features.append(item)
-            else:
-                out.append(item)
-        METRICS.events_in.inc(len(values))
+        events = 0
+        for group in values:
+            events += len(group)
+            for raw, position in group:
+                item = decode_record(raw, position)
+                if type(item) is FeatureVectorV3:
+                    features.append(item)
+                else:
+                    out.append(item)
+        METRICS.events_in.inc(events)
         if features:
             self._evaluate(features, out)
         self._publisher.flush_if_due()
@@ -571,14 +574,14 @@ def _normalized(item: object) -> int | None:
 @operator
 def strategies_stage(
     step_id: str,
-    up: KeyedStream[RawRecord],
+    up: KeyedStream[Sequence[RawRecord]],
     runtime: StrategyRuntime,
     fallback: LegacyFallback | None = None,
     *,
     emit_features: bool = False,
     marker: BatchMarker | None = None,
 ) -> StrategiesOut:
-    """Decode and evaluate a symbol-keyed stream of raw ``(record, position)`` items.
+    """Decode and evaluate a symbol-keyed stream of raw ``(record, position)`` groups, in order.
 
     The state lives in the inner step ``evaluate`` (persisted by recovery as ``<step_id>.evaluate``, with
     :class:`RuntimeState` snapshots): keep both names stable. Every raw record ends as a feature vector
@@ -592,11 +595,11 @@ def strategies_stage(
     >>> registry = default_registry()
     >>> catalog = parse_catalog([{"name": "macd", "base_timeframe": "1Sec"}], registry, digest="")
     >>> row = (b'{"symbol":"NVDA","event_ts":"2026-02-19 14:30:05.000","window_size":"PT1S",'
-    ...        b'"macd":1,"macd_signal":0,"rsi14":30,"price":10}')
+    ...        b'"macd":1,"macd_signal":0.5,"rsi14":30,"price":10}')
     >>> flow = Dataflow("doc")
     >>> raw = op.input("in", flow, TestingSource([(row, InputPosition("doc", "p0", 0))]))
-    >>> out = strategies_stage("strategies", op.key_on("key", raw, lambda _: "NVDA"),
-    ...                        StrategyRuntime(catalog.definitions, registry))
+    >>> keyed = op.map("group", raw, lambda item: ("NVDA", [item]))
+    >>> out = strategies_stage("strategies", keyed, StrategyRuntime(catalog.definitions, registry))
     >>> intents = []
     >>> op.output("intents", out.intents, TestingSink(intents))
     >>> run_main(flow)
