@@ -6,9 +6,10 @@ The graph (``architecture.md``)::
                                       └──── dead letters                (allocate · policy · risk ·
                                                                           firewall · execute)
 
-Raw records are keyed by their routing symbol (:func:`~torghut.operators.decode.routing_symbol`, the
-symbol the parser reads, found without decoding) and move to the symbol's worker as bytes; there one
-stateful step (``strategies.evaluate``) decodes them (parse and normalize, fused in
+Each source batch is grouped by routing symbol (:func:`~torghut.operators.decode.routing_symbol`, the
+symbol the parser reads, found without decoding): one keyed item per symbol and batch moves to the
+symbol's worker as bytes (bytewax's per-item costs, crossing processes above all, are paid per group);
+there one stateful step (``strategies.evaluate``) decodes them (parse and normalize, fused in
 :func:`~torghut.operators.decode.decode_record`) and evaluates the strategies per symbol batch. Fusing
 the stages saves four bytewax steps per event, which cost more than the stages' own work.
 
