@@ -63,9 +63,10 @@ def broker_ready(bootstrap: str, timeout_s: float = 1.0) -> bool:
 class TansuBroker:
     """A tansu broker process on 127.0.0.1, with in-memory storage or an S3-compatible store.
 
-    Example:
-        >>> with TansuBroker() as broker:  # doctest: +SKIP
-        ...     broker.create_topics(["ta-signals"], partitions=3)
+    Example (it starts a real broker, so it is not a doctest; ``tests/connectors/kafka`` runs it)::
+
+        with TansuBroker() as broker:
+            broker.create_topics(["ta-signals"], partitions=3)
     """
 
     def __init__(

@@ -36,9 +36,12 @@ def _request(port: int, method: str, path: str, body: bytes | None = None, timeo
 class HttpFrontProcess:
     """The front as a child process, to stop it the hard way (SIGKILL) and start it again on the same port.
 
-    Example:
-        >>> front = HttpFrontProcess(Path("/tmp/ch"), port=18123).start()  # doctest: +SKIP
-        >>> front.kill(); front.start()  # an outage  # doctest: +SKIP
+    Example (it starts a real process, so it is not a doctest; ``tests/integration/test_fault_clickhouse.py``
+    runs it)::
+
+        front = HttpFrontProcess(Path("/tmp/ch"), port=18123).start()
+        front.kill()  # an outage
+        front.start()
     """
 
     def __init__(self, path: Path, port: int, *, log_path: Path | None = None) -> None:
