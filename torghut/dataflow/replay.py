@@ -194,7 +194,8 @@ def _summarize(spec: FlowSpec, out_dir: Path, elapsed: float, extra: dict[str, A
     if spec.emit_features:
         streams["features"] = merge_stream(parts_dir, "features", out_dir / "features.jsonl")
     dead_by_stage = _count_by(out_dir / "dead_letters.jsonl", "stage")
-    paper = paper_account_summary(out_dir, spec.engine.account.starting_equity)
+    counts = {name: s.count for name, s in streams.items()}
+    paper = paper_account_summary(out_dir, spec.engine.account.starting_equity, counts)
     events_in = count_input_events(spec.signals)
     normalized = read_count(parts_dir, "features")
     summary = {
@@ -247,8 +248,13 @@ def _count_by(path: Path, field_name: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def paper_account_summary(out_dir: Path, starting_equity: Decimal) -> dict[str, Any]:
-    """Summarise the account after a replay: orders, fills, rejections by reason, equity and P&L."""
+def paper_account_summary(
+    out_dir: Path, starting_equity: Decimal, counts: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Summarise the account after a replay: orders, fills, rejections by reason, equity and P&L.
+
+    ``counts`` (records per merged stream) spares reading the decisions and orders just to count them.
+    """
     rejections: dict[str, int] = {}
     for record in _records(out_dir / "rejections.jsonl"):
         for reason in record.get("reasons", ()):
@@ -258,8 +264,8 @@ def paper_account_summary(out_dir: Path, starting_equity: Decimal) -> dict[str, 
     view = views[-1] if views else {}
     equity = Decimal(view.get("equity", starting_equity))
     return {
-        "decisions": sum(1 for _ in _records(out_dir / "decisions.jsonl")),
-        "orders": sum(1 for _ in _records(out_dir / "orders.jsonl")),
+        "decisions": counts["decisions"] if counts else len(_records(out_dir / "decisions.jsonl")),
+        "orders": counts["orders"] if counts else len(_records(out_dir / "orders.jsonl")),
         "fills": sum(1 for e in executions if e.get("status") == "filled"),
         "rejections_by_reason": dict(sorted(rejections.items())),
         "starting_equity": str(starting_equity),
