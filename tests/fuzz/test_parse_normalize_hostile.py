@@ -34,9 +34,8 @@ from tests.fuzz.hostile import (
 )
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.hashing import canonical_json
-from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope
-from torghut.operators.normalize import normalize_batch
-from torghut.operators.parse import parse_batch
+from torghut.contracts.signal import DeadLetter, InputPosition
+from torghut.operators.decode import decode_record
 
 ROWS_BUDGET = 600
 DEEP_BUDGET = 40
@@ -216,12 +215,9 @@ def check_batches(items: list[tuple[str, Any, dict[str, Any]]]) -> None:
         ({**row, "symbol": symbol, "seq": seq, "ts": 0}, InputPosition("hostile", "p0", offset))
         for offset, (symbol, seq, row) in enumerate(items)
     ]
-    parsed = parse_batch(batch)
-    assert [p.position for p in parsed] == [position for _, position in batch]
-    envelopes = [p for p in parsed if isinstance(p, SignalEnvelope)]
-    normalized = normalize_batch(envelopes)
-    assert [n.position for n in normalized] == [e.position for e in envelopes]
-    for item in [*normalized, *(p for p in parsed if isinstance(p, DeadLetter))]:
+    decoded = [decode_record(raw, position) for raw, position in batch]  # the flow's own decoding
+    assert [d.position for d in decoded] == [position for _, position in batch]
+    for item in decoded:
         assert isinstance(item, FeatureVectorV3 | DeadLetter)
         assert item.reason if isinstance(item, DeadLetter) else item.normalization_hash()
         canonical_json(item)

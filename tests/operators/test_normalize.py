@@ -8,12 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import bytewax.operators as op
 import orjson
 import pytest
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, cluster_main
 
+from tests.operators.decode_flow import decode_in_flow
 from torghut.contracts.features import VALUE_FIELDS_V3, FeatureVectorV3
 from torghut.contracts.frozen import freeze
 from torghut.contracts.hashing import canonical_json, json_safe
@@ -21,11 +19,10 @@ from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope
 from torghut.operators.normalize import (
     map_feature_values_v3,
     normalize,
-    normalize_stage,
     optional_decimal,
     schema_major_version,
 )
-from torghut.operators.parse import parse_record, parse_stage
+from torghut.operators.parse import parse_record
 
 T0 = datetime(2026, 2, 19, 14, 30, 5, tzinfo=UTC)
 D = Decimal
@@ -346,16 +343,9 @@ def test_parse_then_normalize_flow_accounts_for_every_event(nvda_row: dict[str, 
         rows.append(orjson.dumps(row))
     items = [(raw, InputPosition("t", "p0", i)) for i, raw in enumerate(rows)]
 
-    flow = Dataflow("normalize_stage_test")
-    parsed = parse_stage("parse", op.input("in", flow, TestingSource(items, batch_size=4)))
-    normalized = normalize_stage("normalize", parsed.envelopes)
-    features: list[FeatureVectorV3] = []
-    parse_dead: list[DeadLetter] = []
-    normalize_dead: list[DeadLetter] = []
-    op.output("features", normalized.features, TestingSink(features))
-    op.output("parse_dead", parsed.dead_letters, TestingSink(parse_dead))
-    op.output("normalize_dead", normalized.dead_letters, TestingSink(normalize_dead))
-    cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    features, letters = decode_in_flow(items, workers=workers, batch_size=4)
+    parse_dead = [d for d in letters if d.stage == "parse"]
+    normalize_dead = [d for d in letters if d.stage == "normalize"]
 
     assert len(features) + len(parse_dead) + len(normalize_dead) == len(items)
     assert (len(features), len(parse_dead), len(normalize_dead)) == (18, 6, 6)

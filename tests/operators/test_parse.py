@@ -6,19 +6,16 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import bytewax.operators as op
 import orjson
 import pytest
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, cluster_main
 
+from tests.operators.decode_flow import decode_in_flow
+from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.frozen import FrozenMap
 from torghut.contracts.hashing import canonical_json
 from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope
 from torghut.operators.parse import (
-    parse_batch,
     parse_record,
-    parse_stage,
     parse_ts,
     payload_from_flat_row,
     timeframe_from_duration,
@@ -430,13 +427,13 @@ def test_mid_price_overflow_is_a_dead_letter_not_a_crash() -> None:
 # --- batches and the dataflow wrapper ---
 
 
-def test_parse_batch_keeps_order_and_length(nvda_row: dict[str, Any]) -> None:
+def test_parse_keeps_order_and_length(nvda_row: dict[str, Any]) -> None:
     items: list[tuple[object, InputPosition]] = [
         (nvda_row, InputPosition("t", "p", 0)),
         (b"{", InputPosition("t", "p", 1)),
         ({**nvda_row, "symbol": "AMD"}, InputPosition("t", "p", 2)),
     ]
-    results = parse_batch(items)
+    results = [parse_record(raw, position) for raw, position in items]
     assert [type(r).__name__ for r in results] == ["SignalEnvelope", "DeadLetter", "SignalEnvelope"]
     assert [r.position.offset for r in results if r.position is not None] == [0, 1, 2]
 
@@ -452,19 +449,13 @@ def _mixed_inputs(nvda_row: dict[str, Any]) -> list[tuple[object, InputPosition]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_parse_stage_routes_every_input_to_exactly_one_stream(nvda_row: dict[str, Any], workers: int) -> None:
+def test_the_flow_routes_every_input_to_exactly_one_stream(nvda_row: dict[str, Any], workers: int) -> None:
     items = _mixed_inputs(nvda_row)
-    flow = Dataflow("parse_stage_test")
-    parsed = parse_stage("parse", op.input("in", flow, TestingSource(items, batch_size=7)))
-    envelopes: list[SignalEnvelope] = []
-    letters: list[DeadLetter] = []
-    op.output("envelopes", parsed.envelopes, TestingSink(envelopes))
-    op.output("dead_letters", parsed.dead_letters, TestingSink(letters))
-    cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    envelopes, letters = decode_in_flow(items, workers=workers, batch_size=7)
 
     assert len(envelopes) + len(letters) == len(items)
     assert len(letters) == 10
-    assert all(isinstance(e, SignalEnvelope) for e in envelopes)
+    assert all(isinstance(e, FeatureVectorV3) for e in envelopes)
     assert all(isinstance(d, DeadLetter) and d.stage == "parse" for d in letters)
     offsets = sorted(x.position.offset for x in [*envelopes, *letters] if x.position is not None)
     assert offsets == list(range(len(items)))

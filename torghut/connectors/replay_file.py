@@ -23,14 +23,13 @@ from typing import Any, BinaryIO
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from torghut.contracts.signal import InputPosition
+from torghut.contracts.signal import InputPosition, RawRecord
 from torghut.operators.decode import routing_symbol
 
 #: Lines per source batch of a replay. Every symbol's share of a batch is evaluated as one symbol batch,
 #: so large batches amortize the per-symbol-batch work (watermarks, state, latency metrics): with 500
 #: symbols, 10,000 lines are about 20 events per symbol batch and 7 MB of raw lines.
 REPLAY_BATCH_SIZE = 10_000
-RawRecord = tuple[object, InputPosition]
 ResumeState = tuple[int, int]
 
 _PROBE_BYTES = 4096
@@ -182,9 +181,9 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
             stripped = line.strip()
             if not stripped:
                 continue
-            # The routing symbol (the parser's own), so each symbol's rows stay in one shard, in file order.
-            row_shard = symbol_shard(routing_symbol(stripped), shards)
-            if row_shard == shard:
+            # The routing symbol (the parser's own), so each symbol's rows stay in one shard, in file order;
+            # a single shard takes every row without looking.
+            if shards == 1 or symbol_shard(routing_symbol(stripped), shards) == shard:
                 batch.append((stripped, InputPosition(self._source, self._label, self._line_no)))
         if self._progress is not None:
             self._progress(ReplayProgress(shard, self._offset, self._total))
@@ -261,8 +260,7 @@ class _ArrayPartition(StatefulSourcePartition[RawRecord, ResumeState]):
         while self._index < total and len(batch) < self._batch_size:
             item = items[self._index]
             self._index += 1
-            row_shard = symbol_shard(routing_symbol(item), self._shards)
-            if row_shard == self._shard:
+            if self._shards == 1 or symbol_shard(routing_symbol(item), self._shards) == self._shard:
                 batch.append((item, InputPosition(self._source, self._label, self._index)))
         if self._progress is not None:
             self._progress(ReplayProgress(self._shard, self._index, total))

@@ -72,12 +72,6 @@ def canonical_json(value: Any) -> str:
 _RECORD_OPTIONS = orjson.OPT_SORT_KEYS
 
 
-def _record_default(value: Any) -> Any:
-    if type(value) is Decimal:
-        return str(value)
-    return _default(value)
-
-
 def record_json(value: Any) -> str:
     """Encode an output record as one canonical JSON line, fast: the replay's part-file encoding.
 
@@ -92,7 +86,7 @@ def record_json(value: Any) -> str:
     '{"a":[1,null],"b":"1.50","z":"é"}'
     """
     try:
-        return orjson.dumps(value, default=_record_default, option=_RECORD_OPTIONS).decode()
+        return orjson.dumps(value, default=_default, option=_RECORD_OPTIONS).decode()
     except orjson.JSONEncodeError:
         return canonical_json(value)
 

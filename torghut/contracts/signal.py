@@ -33,6 +33,10 @@ class InputPosition:
         return (InputPosition, (self.source, self.partition, self.offset))
 
 
+#: A source's item: the raw record (bytes, text or an already-decoded dict) and where it came from.
+RawRecord = tuple[object, InputPosition]
+
+
 @dataclass(frozen=True, slots=True)
 class SignalEnvelope:
     """One TA signal: torghut's ``SignalEnvelope`` with tz-aware UTC timestamps.

@@ -37,7 +37,6 @@ from torghut.connectors.part_files import CountSink, Route, RoutedPartFileSink
 from torghut.connectors.replay_file import (
     REPLAY_BATCH_SIZE,
     ProgressCallback,
-    RawRecord,
     ReplayFileSource,
     read_json_array,
 )
@@ -46,7 +45,7 @@ from torghut.contracts.decision import Rejection, TradeDecision
 from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.portfolio import DroppedIntents, OrderIntent, PortfolioIntent, SymbolIntent
-from torghut.contracts.signal import DeadLetter
+from torghut.contracts.signal import DeadLetter, RawRecord
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.dataflow.config import EngineConfig
 from torghut.dataflow.observe import observe_record
@@ -138,10 +137,6 @@ class LegacyDecider:
     def __call__(self, fv: FeatureVectorV3) -> list[TradeDecision]:
         """Return the legacy decisions for ``fv`` (possibly none)."""
         return legacy_decisions(fv, self._definitions, self._equity, self._trading)
-
-    def batch(self, values: list[FeatureVectorV3]) -> list[TradeDecision]:
-        """Return the legacy decisions for a batch, in input order."""
-        return [decision for fv in values for decision in self(fv)]
 
 
 def raw_symbol(item: RawRecord) -> str:

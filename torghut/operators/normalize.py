@@ -1,4 +1,4 @@
-"""Normalize stage: ``SignalEnvelope`` -> torghut's ``FeatureVectorV3``, or a ``DeadLetter``.
+"""Normalization: ``SignalEnvelope`` -> torghut's ``FeatureVectorV3``, or a ``DeadLetter``.
 
 :func:`map_feature_values_v3` and :func:`normalize` reproduce torghut V3's ``app/trading/features.py``
 (``map_feature_values_v3`` and ``normalize_feature_vector_v3``) value for value, so the normalization hash
@@ -11,13 +11,9 @@ into the strategies, is rejected as ``non_finite_feature:<names>``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeGuard, cast
-
-import bytewax.operators as op
-from bytewax.dataflow import Stream, operator
+from typing import Any
 
 from torghut.contracts.features import (
     FEATURE_SCHEMA_VERSION_V3,
@@ -225,36 +221,3 @@ def normalize(envelope: SignalEnvelope) -> FeatureVectorV3 | DeadLetter:
         ingest_ts=envelope.ingest_ts,
         position=envelope.position,
     )
-
-
-def normalize_batch(batch: list[SignalEnvelope]) -> list[FeatureVectorV3 | DeadLetter]:
-    """Normalize a whole batch of envelopes, one result per envelope, in order."""
-    return [normalize(envelope) for envelope in batch]
-
-
-def _is_feature_vector(item: FeatureVectorV3 | DeadLetter) -> TypeGuard[FeatureVectorV3]:
-    return type(item) is FeatureVectorV3
-
-
-@dataclass(frozen=True)
-class NormalizeOut:
-    """Streams returned by :func:`normalize_stage`."""
-
-    features: Stream[FeatureVectorV3]
-    dead_letters: Stream[DeadLetter]
-
-
-@operator
-def normalize_stage(step_id: str, up: Stream[SignalEnvelope]) -> NormalizeOut:
-    """Normalize envelopes into feature vectors and dead letters; every input yields exactly one.
-
-    Args:
-        step_id: Unique step id.
-        up: Parsed envelopes.
-
-    Returns:
-        The feature vectors and the dead letters (stage ``normalize``), as two streams.
-    """
-    normalized = op.flat_map_batch("normalize_batch", up, normalize_batch)
-    split = op.branch("split", normalized, _is_feature_vector)
-    return NormalizeOut(features=split.trues, dead_letters=cast(Stream[DeadLetter], split.falses))

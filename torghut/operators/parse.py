@@ -1,4 +1,6 @@
-"""Parse stage: one raw signal record in, one ``SignalEnvelope`` or one ``DeadLetter`` out.
+"""Parsing: one raw signal record in, one ``SignalEnvelope`` or one ``DeadLetter`` out.
+
+The flow calls it through :func:`~torghut.operators.decode.decode_record` (parse and normalize fused).
 
 :func:`parse_record` reproduces torghut V3's ``ClickHouseSignalIngestor.parse_row`` (timestamps, timeframe,
 ``_payload_from_flat_row``) for the three shapes a signal arrives in:
@@ -26,20 +28,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NoReturn, TypeGuard, cast
+from typing import Any, NoReturn, cast
 
-import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Stream, operator
 from pydantic import TypeAdapter, ValidationError
 
 from torghut.contracts.frozen import FrozenMap, freeze
 from torghut.contracts.hashing import json_safe
 from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope
-from torghut.metrics import METRICS
 
 _UTC = UTC
 SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
@@ -493,55 +491,3 @@ def parse_record(raw: object, position: InputPosition) -> SignalEnvelope | DeadL
             else None
         )
         return DeadLetter("parse", TOO_DEEPLY_NESTED, text, position)
-
-
-def parse_batch(batch: list[tuple[object, InputPosition]]) -> list[SignalEnvelope | DeadLetter]:
-    """Parse a whole batch of ``(raw, position)`` items, one result per item, in order."""
-    return [parse_record(raw, position) for raw, position in batch]
-
-
-def _counted_parse_batch(batch: list[tuple[object, InputPosition]]) -> list[SignalEnvelope | DeadLetter]:
-    METRICS.events_in.inc(len(batch))
-    return parse_batch(batch)
-
-
-def _is_envelope(item: SignalEnvelope | DeadLetter) -> TypeGuard[SignalEnvelope]:
-    return type(item) is SignalEnvelope
-
-
-@dataclass(frozen=True)
-class ParseOut:
-    """Streams returned by :func:`parse_stage`."""
-
-    envelopes: Stream[SignalEnvelope]
-    dead_letters: Stream[DeadLetter]
-
-
-@operator
-def parse_stage(step_id: str, up: Stream[tuple[object, InputPosition]]) -> ParseOut:
-    """Parse raw records into envelopes and dead letters; every input yields exactly one of the two.
-
-    Args:
-        step_id: Unique step id.
-        up: ``(raw, position)`` items, as the sources emit them.
-
-    Returns:
-        The envelopes and the dead letters (stage ``parse``), as two streams.
-
-    >>> import bytewax.operators as op
-    >>> from bytewax.dataflow import Dataflow
-    >>> from bytewax.testing import TestingSink, TestingSource, run_main
-    >>> flow = Dataflow("parse_doc")
-    >>> pos = InputPosition("doc", "p0", 0)
-    >>> raw = op.input("in", flow, TestingSource([(b'{"symbol":"A","ts":0}', pos), (b"{", pos)]))
-    >>> out = parse_stage("parse", raw)
-    >>> good, bad = [], []
-    >>> op.output("good", out.envelopes, TestingSink(good))
-    >>> op.output("bad", out.dead_letters, TestingSink(bad))
-    >>> run_main(flow)
-    >>> [e.symbol for e in good], [d.reason for d in bad]
-    (['A'], ['invalid_json'])
-    """
-    parsed = op.flat_map_batch("parse_batch", up, _counted_parse_batch)
-    split = op.branch("split", parsed, _is_envelope)
-    return ParseOut(envelopes=split.trues, dead_letters=cast(Stream[DeadLetter], split.falses))

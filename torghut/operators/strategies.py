@@ -26,7 +26,7 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 from torghut.contracts.decision import TradeDecision
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.frozen import FrozenMap
-from torghut.contracts.signal import DeadLetter, InputPosition, SymbolWatermark
+from torghut.contracts.signal import DeadLetter, RawRecord, SymbolWatermark
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.metrics import METRICS
 from torghut.operators.decode import decode_record
@@ -356,7 +356,6 @@ StrategyOutput = StrategyIntent | StrategyError | TradeDecision | SymbolWatermar
 LegacyFallback = Callable[[FeatureVectorV3], Sequence[TradeDecision]]
 #: Extra records per symbol batch from its feature vectors (the service's ingest marks).
 BatchMarker = Callable[[list[FeatureVectorV3]], Sequence[Any]]
-RawRecord = tuple[object, InputPosition]
 
 
 class StrategiesLogic(StatefulBatchLogic[Sequence[RawRecord], Any, RuntimeState]):
@@ -590,6 +589,7 @@ def strategies_stage(
     >>> import bytewax.operators as op
     >>> from bytewax.dataflow import Dataflow
     >>> from bytewax.testing import TestingSink, TestingSource, run_main
+    >>> from torghut.contracts.signal import InputPosition
     >>> from torghut.strategies.catalog import parse_catalog
     >>> from torghut.strategies.registry import default_registry
     >>> registry = default_registry()
