@@ -27,6 +27,7 @@ from torghut.connectors.part_files import read_count
 from torghut.connectors.replay_file import read_json_array, split_shards
 from torghut.contracts.hashing import canonical_json, sha256_hex
 from torghut.dataflow.build import FLOW_ID, STREAM_TYPES, FlowSpec, build_replay_flow, input_split_dir
+from torghut.dataflow.gc_tuning import tuned_gc
 from torghut.dataflow.progress import ProgressFiles, read_fraction
 from torghut.recovery.replay_digest import StreamSummary, merge_stream
 from torghut.recovery.store import RecoveryStore, prepare_store
@@ -147,10 +148,11 @@ def _execute(spec: FlowSpec, processes: int, store: RecoveryStore | None) -> Non
         _run_cluster(spec_path, processes, spec.parts_dir)
         return
     flow = build_replay_flow(spec, ProgressFiles(spec.parts_dir))
-    if store is None:
-        run_main(flow)
-    else:
-        run_main(flow, epoch_interval=store.epoch_interval, recovery_config=store.config)
+    with tuned_gc():
+        if store is None:
+            run_main(flow)
+        else:
+            run_main(flow, epoch_interval=store.epoch_interval, recovery_config=store.config)
 
 
 def run_replay(

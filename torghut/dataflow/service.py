@@ -93,6 +93,7 @@ from torghut.contracts.strategy import StrategyError, StrategyIntent
 from torghut.dataflow.build import wire_engine
 from torghut.dataflow.config import ConfigError
 from torghut.dataflow.control import CancelOnKillSwitch, build_control_source, cancels_on_kill_switch
+from torghut.dataflow.gc_tuning import tuned_gc
 from torghut.dataflow.reconcile import PersistedOrderGuard, reconcile_at_startup
 from torghut.dataflow.service_config import (
     ClickHouseSourceConfig,
@@ -504,12 +505,13 @@ def run_service(
     epoch = timedelta(seconds=config.snapshot_interval_s)
     cluster = cluster_from_env(os.environ)
     try:
-        if cluster is None:
-            run_main(flow, epoch_interval=epoch, recovery_config=recovery)
-        else:
-            addresses, process_id = cluster
-            say(f"bytewax process {process_id} of {len(addresses)}: {';'.join(addresses)}")
-            cluster_main(flow, addresses, process_id, epoch_interval=epoch, recovery_config=recovery)
+        with tuned_gc():
+            if cluster is None:
+                run_main(flow, epoch_interval=epoch, recovery_config=recovery)
+            else:
+                addresses, process_id = cluster
+                say(f"bytewax process {process_id} of {len(addresses)}: {';'.join(addresses)}")
+                cluster_main(flow, addresses, process_id, epoch_interval=epoch, recovery_config=recovery)
     finally:
         if metrics is not None:
             metrics.close()

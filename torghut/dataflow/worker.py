@@ -10,6 +10,7 @@ from bytewax.recovery import RecoveryConfig
 from bytewax.testing import cluster_main
 
 from torghut.dataflow.build import FlowSpec, build_replay_flow
+from torghut.dataflow.gc_tuning import tuned_gc
 from torghut.dataflow.progress import ProgressFiles
 
 
@@ -18,16 +19,17 @@ def main(argv: list[str]) -> int:
     spec_path, index, addresses = Path(argv[0]), int(argv[1]), argv[2].split(";")
     spec = FlowSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
     flow = build_replay_flow(spec, ProgressFiles(spec.parts_dir))
-    if spec.recovery_dir is None:
-        cluster_main(flow, addresses, index)
-    else:
-        cluster_main(
-            flow,
-            addresses,
-            index,
-            epoch_interval=timedelta(seconds=spec.snapshot_interval_s),
-            recovery_config=RecoveryConfig(spec.recovery_dir),
-        )
+    with tuned_gc():
+        if spec.recovery_dir is None:
+            cluster_main(flow, addresses, index)
+        else:
+            cluster_main(
+                flow,
+                addresses,
+                index,
+                epoch_interval=timedelta(seconds=spec.snapshot_interval_s),
+                recovery_config=RecoveryConfig(spec.recovery_dir),
+            )
     return 0
 
 
