@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -221,3 +222,39 @@ def test_a_column_nested_past_the_recursion_limit_is_the_parsers_dead_letter() -
     letter = assert_same(raw)
     assert isinstance(letter, DeadLetter)
     assert letter.reason == "too_deeply_nested"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False, width=64))
+def test_a_floats_orjson_text_reads_as_the_same_decimal_as_its_repr(value: float) -> None:
+    # The fast path reads floats through orjson's text; torghut reads Decimal(str(value)). Digits and
+    # exponent must match, not only the value: Decimal("1.0") and Decimal("1") hash differently.
+    expected = Decimal(repr(value)).as_tuple()
+    assert decode_module._dec(value).as_tuple() == expected  # type: ignore[union-attr]
+    batch = decode_module._decimals((value, None, value))
+    assert batch is not None
+    assert [d.as_tuple() if d is not None else None for d in batch] == [expected, None, expected]
+
+
+@pytest.mark.parametrize(
+    ("raws", "expected"),
+    [
+        ((1.5, True, "2.5", 7), [Decimal("1.5"), None, Decimal("2.5"), Decimal("7")]),
+        ((2**64, 0.1), [Decimal(2**64), Decimal("0.1")]),  # past orjson's 64-bit integers
+        (("1,2", 3.0), [None, Decimal("3.0")]),  # a comma inside a string does not shift the texts
+        ((), []),
+    ],
+)
+def test_values_orjson_cannot_write_as_numbers_are_converted_one_by_one(
+    raws: tuple[object, ...], expected: list[Decimal | None]
+) -> None:
+    got = decode_module._decimals(raws)
+    assert got is not None
+    assert [d.as_tuple() if d is not None else None for d in got] == [
+        d.as_tuple() if d is not None else None for d in expected
+    ]
+
+
+def test_a_non_finite_float_sends_the_row_to_the_two_stages() -> None:
+    assert decode_module._decimals((1.0, float("nan"))) is None
+    assert decode_module._decimals((float("inf"),)) is None
