@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from operator import mul
 from typing import Any
 
 from torghut.contracts.account import AccountEvent, AccountSnapshot, AccountView, Fill
@@ -130,8 +131,28 @@ def _step(check: str, **fields: Any) -> FrozenMap[str, object]:
 def gross_exposure(view: AccountView, symbol: str, price: Decimal) -> Decimal:
     """Return Σ |position * mark| over the account, marking ``symbol`` at ``price``.
 
-    A position is marked at its last mark, else its average price; one with neither counts as 0.
+    A position is marked at its last mark, else its average price; one with neither counts as 0. The
+    terms are added in position order, so the Decimal result (rounding included) is the same however it
+    is computed.
+
+    >>> from torghut.contracts.account import AccountView
+    >>> view = AccountView(account="a", equity=Decimal(1), cash=Decimal(1), buying_power=Decimal(1),
+    ...     positions=FrozenMap({"A": Decimal(2), "B": Decimal(-3), "C": Decimal(1)}),
+    ...     marks=FrozenMap({"A": Decimal("10.5"), "B": Decimal(4)}), avg_prices=FrozenMap({"C": Decimal(7)}))
+    >>> gross_exposure(view, "B", Decimal(5)), _gross_exposure_each(view, "B", Decimal(5))
+    (Decimal('43.0'), Decimal('43.0'))
     """
+    positions = view.positions
+    if not view.marks.keys() >= positions.keys():  # a position never marked (a broker snapshot's)
+        return _gross_exposure_each(view, symbol, price)
+    marks = list(map(view.marks.__getitem__, positions))
+    if symbol in positions:
+        marks[list(positions).index(symbol)] = price
+    # sum() adds left to right from _ZERO, as the loop in _gross_exposure_each does.
+    return sum(map(abs, map(mul, positions.values(), marks)), _ZERO)
+
+
+def _gross_exposure_each(view: AccountView, symbol: str, price: Decimal) -> Decimal:
     total = _ZERO
     for held, qty in view.positions.items():
         mark = price if held == symbol else view.marks.get(held, view.avg_prices.get(held))
@@ -428,12 +449,14 @@ def _mark_delta(view: AccountView, symbol: str, price: Decimal) -> Decimal:
 
 
 def _with(mapping: FrozenMap[str, Decimal], key: str, value: Decimal | None) -> FrozenMap[str, Decimal]:
+    """``mapping`` with ``key`` set to ``value`` (removed when None), in key order as the ledger keeps it."""
     merged = dict(mapping)
     if value is None:
         merged.pop(key, None)
-    else:
-        merged[key] = value
-    return FrozenMap(sorted(merged.items()))
+        return FrozenMap(merged)  # removing a key keeps the order
+    known = key in merged
+    merged[key] = value
+    return FrozenMap(merged) if known else FrozenMap(sorted(merged.items()))
 
 
 class AccountLedger:
