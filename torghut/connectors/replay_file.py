@@ -14,7 +14,6 @@ so bytewax recovery resumes exactly after the last emitted batch.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, BinaryIO
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from torghut.connectors.key_placement import worker_of
 from torghut.contracts.signal import InputPosition, RawRecord
 from torghut.operators.decode import routing_symbol
 
@@ -31,14 +31,23 @@ from torghut.operators.decode import routing_symbol
 #: symbols, 10,000 lines are about 20 events per symbol batch and 7 MB of raw lines.
 REPLAY_BATCH_SIZE = 10_000
 ResumeState = tuple[int, int]
+#: Names the symbol-to-shard function in the split marker: a split made by another function is redone.
+SHARD_PLACEMENT = "bytewax-0.21-siphash13"
 
 _PROBE_BYTES = 4096
+_SPLIT_BUFFER = 1 << 20
+_SPLIT_CHUNK_LINES = 4096
 
 
 def symbol_shard(symbol: str | bytes, shards: int) -> int:
-    """Return the stable shard of ``symbol`` (crc32 modulo ``shards``), independent of process count."""
-    data = symbol.encode() if isinstance(symbol, str) else symbol
-    return zlib.crc32(data) % shards
+    """Return the shard of ``symbol``: the bytewax worker its state would have among ``shards`` workers.
+
+    Shard ``i`` is read by worker ``i % processes``, so when the process count divides the shard count
+    (a replay's default is one shard per process) every row is read on the worker that evaluates its
+    symbol and no raw row crosses between processes (:mod:`torghut.connectors.key_placement`).
+    """
+    text = symbol if isinstance(symbol, str) else symbol.decode("utf-8", "replace")
+    return worker_of(text, shards)
 
 
 def read_json_array(path: Path) -> list[Any] | None:
@@ -92,6 +101,7 @@ def _split_marker(path: Path, shards: int) -> dict[str, Any]:
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "shards": shards,
+        "placement": SHARD_PLACEMENT,
     }
 
 
@@ -122,19 +132,30 @@ def split_shards(path: Path, shards: int, out_dir: Path) -> Path:
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     outs = [(out_dir / f"shard-{i:03d}.jsonl").open("wb") for i in range(shards)]
+    pending: list[list[bytes]] = [[] for _ in range(shards)]
     try:
-        with path.open("rb") as handle:
+        with path.open("rb", buffering=_SPLIT_BUFFER) as handle:
             for line_no, line in enumerate(handle, 1):
                 stripped = line.strip()
                 if stripped:
-                    outs[symbol_shard(routing_symbol(stripped), shards)].write(
-                        b"%d\t%b\n" % (line_no, stripped)
-                    )
+                    chunk = pending[symbol_shard(routing_symbol(stripped), shards)]
+                    chunk.append(b"%d\t%b\n" % (line_no, stripped))
+                    if len(chunk) >= _SPLIT_CHUNK_LINES:
+                        _flush_chunks(outs, pending)
+        _flush_chunks(outs, pending)
     finally:
         for out in outs:
             out.close()
     marker_path.write_bytes(orjson.dumps(marker))  # last: a split cut short is never taken as complete
     return out_dir
+
+
+def _flush_chunks(outs: list[BinaryIO], pending: list[list[bytes]]) -> None:
+    # One write per shard and chunk: a write per line costs more than finding the line's shard.
+    for out, chunk in zip(outs, pending, strict=True):
+        if chunk:
+            out.write(b"".join(chunk))
+            chunk.clear()
 
 
 class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
