@@ -14,7 +14,7 @@ so bytewax recovery resumes exactly after the last emitted batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -150,7 +150,7 @@ def split_shards(path: Path, shards: int, out_dir: Path) -> Path:
     return out_dir
 
 
-def _flush_chunks(outs: list[BinaryIO], pending: list[list[bytes]]) -> None:
+def _flush_chunks(outs: Sequence[BinaryIO], pending: list[list[bytes]]) -> None:
     # One write per shard and chunk: a write per line costs more than finding the line's shard.
     for out, chunk in zip(outs, pending, strict=True):
         if chunk:
