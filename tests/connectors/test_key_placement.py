@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from torghut.connectors.key_placement import siphash13, worker_of
 from torghut.connectors.replay_file import symbol_shard
+from torghut.dataflow.replay import free_addresses
 
 KEYS = ["AAPL", "MSFT", "NVDA", "ABBV", "ABT", "BRK.B", "BTC/USD", "X", "", "shard-000", "shard-001"]
 
@@ -63,20 +63,9 @@ cluster_main(flow, addresses, index)
 """
 
 
-def _free_addresses(count: int) -> list[str]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.mark.parametrize("processes", [2, 3])
 def test_bytewax_keeps_each_key_on_the_worker_worker_of_names(tmp_path: Path, processes: int) -> None:
-    addresses = ";".join(_free_addresses(processes))
+    addresses = ";".join(free_addresses(processes))
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _CLUSTER_PROCESS, addresses, str(i), str(tmp_path), json.dumps(KEYS)],

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from torghut.contracts.features import FeatureVectorV3
+from torghut.contracts.features import FeatureVectorV3, optional_decimal
 from torghut.contracts.hashing import canonical_json
 from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope
 from torghut.operators import decode as decode_module
@@ -230,7 +230,7 @@ def test_a_floats_orjson_text_reads_as_the_same_decimal_as_its_repr(value: float
     # The fast path reads floats through orjson's text; torghut reads Decimal(str(value)). Digits and
     # exponent must match, not only the value: Decimal("1.0") and Decimal("1") hash differently.
     expected = Decimal(repr(value)).as_tuple()
-    assert decode_module._dec(value).as_tuple() == expected  # type: ignore[union-attr]
+    assert optional_decimal(value).as_tuple() == expected  # type: ignore[union-attr]
     batch = decode_module._decimals((value, None, value))
     assert batch is not None
     assert [d.as_tuple() if d is not None else None for d in batch] == [expected, None, expected]

@@ -7,6 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from torghut.contracts.frozen import FrozenMap
 from torghut.contracts.hashing import sha256_hex
 from torghut.contracts.signal import InputPosition
@@ -94,8 +96,11 @@ def optional_decimal(value: object) -> Decimal | None:
     """
     kind = type(value)
     if kind is float:
-        # str(float) is repr(float) in Python 3; repr skips a method lookup (this runs ~15 times per event).
-        return Decimal(repr(value))
+        # str(float) is the shortest text that reads back as the float; orjson writes the same digits and
+        # exponent about 3x faster (property-tested in tests/operators/test_decode.py), and writes a
+        # non-finite float as null.
+        text = orjson.dumps(value)
+        return Decimal(repr(value) if text == b"null" else text.decode())
     if value is None:
         return None
     if kind is Decimal:

@@ -65,7 +65,8 @@ def count_input_events(path: Path) -> int:
     return count
 
 
-def _free_addresses(count: int) -> list[str]:
+def free_addresses(count: int) -> list[str]:
+    """``count`` free ``127.0.0.1:<port>`` addresses for a local bytewax cluster."""
     sockets = []
     try:
         for _ in range(count):
@@ -79,7 +80,7 @@ def _free_addresses(count: int) -> list[str]:
 
 
 def _run_cluster(spec_path: Path, processes: int, parts_dir: Path) -> None:
-    addresses = ";".join(_free_addresses(processes))
+    addresses = ";".join(free_addresses(processes))
     env = dict(os.environ)
     logs = [parts_dir / f"worker-{i}.log" for i in range(processes)]
     procs = []

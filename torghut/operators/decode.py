@@ -22,6 +22,7 @@ import orjson
 
 from torghut.contracts.features import (
     FEATURE_SCHEMA_VERSION_V3,
+    VALUE_FIELDS_V3,
     FeatureVectorV3,
     optional_decimal,
 )
@@ -41,40 +42,9 @@ _NESTED_BLOCKS: Final = _parse.NESTED_BLOCKS
 # Any of these keys needs a closer look; ``macd``, a flat column too, is checked where it is read.
 _SLOW_KEYS: Final = frozenset((*_SLOW_COLUMNS, *_NESTED_BLOCKS)) - {"macd"}
 _DECIMAL: Final = Decimal
-# orjson writes a finite float in its shortest round-trip digits about 3x faster than ``repr``, and the
-# Decimal read from either text is the same (digits and exponent): property-tested in
-# tests/operators/test_decode.py, and checked on 4 million floats (random bit patterns, every power of
-# ten, rounded decimals, integers up to 1e18) when this was written.
-_dumps: Final = orjson.dumps
-_NULL: Final = b"null"
-# The decimal columns of a flat row, in the order of the V3 values.
-_FAST_KEYS: Final = (
-    "price",
-    "ema12",
-    "ema26",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "vwap_session",
-    "vwap_w5m",
-    "rsi14",
-    "boll_mid",
-    "boll_upper",
-    "boll_lower",
-    "vol_realized_w60s",
-    "imbalance_spread",
-)
+# The decimal columns of a flat row: the V3 values up to ``spread``, in their order.
+_FAST_KEYS: Final = VALUE_FIELDS_V3[: VALUE_FIELDS_V3.index("spread")]
 _ATOM_TYPES: Final = frozenset((float, int, type(None)))
-
-
-def _dec(value: object) -> Decimal | None:
-    """``optional_decimal(value)``, with its float case first (the only case of an ordinary row)."""
-    if type(value) is float:
-        text = _dumps(value)
-        if text != _NULL:  # orjson writes a non-finite float as null
-            return _DECIMAL(text.decode())
-        return _DECIMAL(repr(value))
-    return optional_decimal(value)
 
 
 def _fast_values(row: dict[str, Any]) -> dict[str, Any] | None:  # noqa: PLR0912
@@ -138,27 +108,27 @@ def _fast_values(row: dict[str, Any]) -> dict[str, Any] | None:  # noqa: PLR0912
 
 
 def _decimals(raws: tuple[Any, ...]) -> list[Decimal | None] | None:
-    """``[None if v is None else _dec(v) for v in raws]``, with one ``orjson.dumps`` for all the numbers.
+    """``[None if v is None else optional_decimal(v) for v in raws]``, with one ``orjson.dumps`` for all.
 
     None when a value is not finite: the row goes to the two stages.
 
-    A row's columns are floats (or ints): their JSON texts, split, are the texts ``_dec`` reads. Anything
-    else (a string, a boolean, a nested value, a non-finite float written as ``null``, an int past 64
-    bits) makes a text that is no number or a count that does not match, and the values are then
-    converted one by one.
+    A row's columns are floats (or ints): their JSON texts, split, are the texts ``optional_decimal``
+    reads. Anything else (a string, a boolean, a nested value, a non-finite float written as ``null``,
+    an int past 64 bits) makes a text that is no number or a count that does not match, and the values
+    are then converted one by one.
     """
     present = [v for v in raws if v is not None]
-    texts = None
+    numbers = None
     try:
-        texts = list(map(_DECIMAL, _dumps(present).decode()[1:-1].split(",")))
+        numbers = list(map(_DECIMAL, orjson.dumps(present).decode()[1:-1].split(",")))
     except (TypeError, ArithmeticError, ValueError):
         pass
-    if texts is None or len(texts) != len(present):
-        one_by_one = [None if v is None else _dec(v) for v in raws]
+    if numbers is None or len(numbers) != len(present):
+        one_by_one = [None if v is None else optional_decimal(v) for v in raws]
         if any(v is not None and not v.is_finite() for v in one_by_one):
             return None  # the normalizer's non_finite_feature dead letter (JSON numbers are finite)
         return one_by_one
-    converted = iter(texts)
+    converted = iter(numbers)
     return [None if v is None else next(converted) for v in raws]
 
 
