@@ -93,27 +93,42 @@ def _read_all(source: Any, part_name: str, resume: Any = None) -> tuple[list[Any
     return items, part.snapshot()
 
 
-def test_split_shards_give_each_partition_exactly_the_rows_a_full_scan_gives(tmp_path: Path) -> None:
-    from torghut.connectors.replay_file import ReplayFileSource, split_shards
+def test_split_shards_give_each_partition_exactly_its_symbols_rows_in_file_order(tmp_path: Path) -> None:
+    from torghut.connectors.key_placement import worker_of
+    from torghut.connectors.replay_file import ReplayFileSource, load_symbol_keys, split_shards
+    from torghut.operators.decode import routing_symbol
 
     rows = [f'{{"symbol":"S{i % 13}","seq":{i}}}' for i in range(200)]
     rows[7] = ""  # blank lines keep their line numbers
     rows[9] = "{not json"
     path = tmp_path / "signals.jsonl"
     path.write_text("\n".join(rows) + "\n")
-    split_dir = split_shards(path, 3, tmp_path / "split")
-    scanned = ReplayFileSource(path, shards=3, batch_size=17)
-    split = ReplayFileSource(path, shards=3, batch_size=17, split_dir=split_dir)
-    for part_name in scanned.list_parts():
-        expected, _ = _read_all(scanned, part_name)
+    split_dir = split_shards(path, 3, tmp_path / "split", account="paper")
+    keys = load_symbol_keys(split_dir)
+    # In order of first appearance; rows without a symbol (blank, not JSON) have no key.
+    assert list(keys) == list(dict.fromkeys(s for row in rows if (s := routing_symbol(row.encode()))))
+    assert len(keys) == 13
+    every_row, _ = _read_all(ReplayFileSource(path, shards=1, batch_size=17), "shard-000")
+    split = ReplayFileSource(path, shards=3, batch_size=17, split_dir=split_dir, account="paper")
+    seen = []
+    for shard, part_name in enumerate(split.list_parts()):
         got, _ = _read_all(split, part_name)
-        assert got == expected
-        assert got, part_name
+        symbol_of = [routing_symbol(raw) for raw, _ in got]
+        # Each shard holds its symbols' rows in file order; a symbol's key places it on the shard's worker.
+        assert got == [item for item in every_row if routing_symbol(item[0]) in set(symbol_of)]
+        assert all(worker_of(keys.get(s, s), 3) == shard for s in symbol_of)
+        seen += got
+    assert sorted(seen, key=lambda item: item[1].offset) == every_row  # nothing lost, nothing twice
+    # The account's shard takes fewer symbols: the account stage runs on its worker too.
+    per_shard = [sum(worker_of(key, 3) == shard for key in keys.values()) for shard in range(3)]
+    assert per_shard[worker_of("paper", 3)] < min(
+        n for i, n in enumerate(per_shard) if i != worker_of("paper", 3)
+    )
     # A resumed partition continues after its snapshot, in its own shard file.
     first = split.build_part("in", "shard-001", None)
     head = first.next_batch()
     rest, _ = _read_all(split, "shard-001", first.snapshot())
-    assert head + rest == _read_all(scanned, "shard-001")[0]
+    assert head + rest == _read_all(split, "shard-001")[0]
 
 
 def test_a_missing_or_stale_split_is_refused_with_the_fix(tmp_path: Path) -> None:
@@ -124,7 +139,7 @@ def test_a_missing_or_stale_split_is_refused_with_the_fix(tmp_path: Path) -> Non
     source = ReplayFileSource(path, shards=2, split_dir=tmp_path / "split")
     with pytest.raises(FileNotFoundError, match="run split_shards first"):
         source.build_part("in", "shard-000", None)
-    split_shards(path, 2, tmp_path / "split")
+    split_shards(path, 2, tmp_path / "split", account="paper")
     source.build_part("in", "shard-000", None).close()
     path.write_text('{"symbol":"A"}\n{"symbol":"B"}\n{"symbol":"C"}\n')  # the input changed
     with pytest.raises(FileNotFoundError, match="no complete split"):

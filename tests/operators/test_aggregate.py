@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from torghut.contracts.portfolio import DroppedIntents, SymbolIntent
+from torghut.contracts.signal import SymbolProgress, SymbolWatermark
 from torghut.contracts.strategy import Direction, StrategyId, StrategyIntent
 from torghut.operators.aggregate import (
     CONFLICT_EXPLAIN,
@@ -18,6 +21,7 @@ from torghut.operators.aggregate import (
     REASON_LOWER_PRIORITY,
     REASON_NET_TIE,
     REASON_OUTVOTED,
+    AggregateLogic,
     SymbolWindowAggregator,
     WindowState,
     make_policy,
@@ -371,3 +375,50 @@ def test_a_snapshot_of_another_version_is_refused() -> None:
     with pytest.raises(ValueError, match="aggregation snapshot version 99 is not supported"):
         AggregateLogic(aggregator, dataclasses.replace(WindowState(), version=99))
     assert AggregateLogic(aggregator, WindowState()).snapshot() == WindowState()
+
+
+# ---------------------------------------------------------------- progress bounds (release by frontier)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(st.booleans(), st.integers(-4_000, 20_000), st.sampled_from(("buy", "sell"))),
+            min_size=1,
+            max_size=6,
+        ),
+        max_size=8,
+    ),
+    lateness=st.integers(0, 3),
+)
+def test_no_symbol_intent_ends_before_a_progress_bound_reported_earlier(
+    batches: list[list[tuple[bool, int, str]]], lateness: int
+) -> None:
+    # Event times wander forwards and backwards (late intents included): whatever comes out after a
+    # progress bound, up to the flush at the end of input, ends at or after that bound.
+    logic = AggregateLogic(
+        SymbolWindowAggregator(AggregationConfig(allowed_lateness_s=lateness)), None, progress=True
+    )
+    outputs: list[object] = []
+    clock = 0
+    for batch in batches:
+        values: list[StrategyIntent | SymbolWatermark] = []
+        for is_intent, step_ms, direction in batch:
+            clock = max(0, clock + step_ms)
+            ts = T0 + timedelta(milliseconds=clock)
+            if is_intent:
+                values.append(intent("s1", direction, ts=ts, seq=len(outputs)))  # type: ignore[arg-type]
+            else:
+                values.append(SymbolWatermark("AAPL", ts))
+        out, _ = logic.on_batch(values)
+        outputs += out
+    outputs += logic.on_eof()[0]
+    bound = None
+    for output in outputs:
+        if isinstance(output, SymbolProgress):
+            assert bound is None or output.through > bound  # reported only when it moves
+            bound = output.through
+        elif isinstance(output, SymbolIntent) and bound is not None:
+            assert output.window_end >= bound
+    assert any(isinstance(o, SymbolProgress) for o in outputs) == bool(batches)

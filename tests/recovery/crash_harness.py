@@ -104,8 +104,13 @@ def run_crash_test(
     seed: int = 1,
     snapshot_interval_s: float = 0.2,
     timeout_s: float = 600.0,
+    replay_args: tuple[str, ...] = (),
 ) -> CrashReport:
-    """Replay ``signals`` once uninterrupted, then again killing it ``kills`` times; compare the digests."""
+    """Replay ``signals`` once uninterrupted, then again killing it ``kills`` times; compare the digests.
+
+    ``replay_args`` (``--shards 3``, say) go to the killed replays only: the uninterrupted reference is a
+    plain run, whose outputs they must not change.
+    """
     rng = random.Random(seed)
     with signals.open("rb") as handle:
         report = CrashReport(events=sum(1 for line in handle if line.strip()), kills=0)
@@ -128,7 +133,13 @@ def run_crash_test(
     while report.kills < kills or not report.resumed:
         cycle = len(report.resumed)
         out, recovery = work / f"crashed-{cycle}", work / f"recovery-{cycle}"
-        extra = ["--recovery-dir", str(recovery), "--snapshot-interval", str(snapshot_interval_s)]
+        extra = [
+            "--recovery-dir",
+            str(recovery),
+            "--snapshot-interval",
+            str(snapshot_interval_s),
+            *replay_args,
+        ]
         cmd = _command(signals, out, extra)
         while True:
             report.runs += 1

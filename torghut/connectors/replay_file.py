@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from torghut.connectors.key_placement import worker_of
+from torghut.connectors.key_placement import WeightedShards, key_on_worker, worker_of
 from torghut.contracts.signal import InputPosition, RawRecord
 from torghut.operators.decode import routing_symbol
 
@@ -32,7 +32,7 @@ from torghut.operators.decode import routing_symbol
 REPLAY_BATCH_SIZE = 10_000
 ResumeState = tuple[int, int]
 #: Names the symbol-to-shard function in the split marker: a split made by another function is redone.
-SHARD_PLACEMENT = "bytewax-0.21-siphash13"
+SHARD_PLACEMENT = "bytewax-0.21-siphash13-weighted"
 
 _PROBE_BYTES = 4096
 _SPLIT_BUFFER = 1 << 20
@@ -92,9 +92,10 @@ ProgressCallback = Callable[[ReplayProgress], None]
 
 
 _SPLIT_MARKER = "complete.json"
+_PLACEMENT_FILE = "placement.json"
 
 
-def _split_marker(path: Path, shards: int) -> dict[str, Any]:
+def _split_marker(path: Path, shards: int, account: str) -> dict[str, Any]:
     stat = path.stat()
     return {
         "source": str(path.resolve()),
@@ -102,43 +103,72 @@ def _split_marker(path: Path, shards: int) -> dict[str, Any]:
         "mtime_ns": stat.st_mtime_ns,
         "shards": shards,
         "placement": SHARD_PLACEMENT,
+        "account": account,
     }
 
 
-def split_shard_file(path: Path, shards: int, split_dir: Path, shard: int) -> Path:
+def load_symbol_keys(split_dir: Path) -> dict[str, str]:
+    """The state key of every symbol of a split input (:func:`split_shards`), in order of first appearance.
+
+    Raises:
+        FileNotFoundError: ``split_dir`` holds no complete split.
+    """
+    if not (split_dir / _SPLIT_MARKER).is_file():
+        msg = f"{split_dir} holds no complete split: run split_shards first"
+        raise FileNotFoundError(msg)
+    keys: dict[str, str] = orjson.loads((split_dir / _PLACEMENT_FILE).read_bytes())["keys"]
+    return keys
+
+
+def split_shard_file(path: Path, shards: int, split_dir: Path, shard: int, account: str) -> Path:
     """Return the file :func:`split_shards` wrote for ``shard`` of ``path``.
 
     Raises:
         FileNotFoundError: ``split_dir`` holds no complete split of this file into ``shards`` shards.
     """
     marker_path = split_dir / _SPLIT_MARKER
-    if not marker_path.is_file() or orjson.loads(marker_path.read_bytes()) != _split_marker(path, shards):
+    marker = _split_marker(path, shards, account)
+    if not marker_path.is_file() or orjson.loads(marker_path.read_bytes()) != marker:
         msg = f"{split_dir} holds no complete split of {path} into {shards} shards: run split_shards first"
         raise FileNotFoundError(msg)
     return split_dir / f"shard-{shard:03d}.jsonl"
 
 
-def split_shards(path: Path, shards: int, out_dir: Path) -> Path:
+def split_shards(path: Path, shards: int, out_dir: Path, *, account: str) -> Path:
     """Split a JSONL signal file into one file per symbol shard, once; return the directory.
 
     Each shard file holds its rows in file order as ``<line number><TAB><row>``, so a partition reads only its
     own rows instead of scanning the whole file (which every partition of a multi-process replay would
-    otherwise do). The split is deterministic and recorded by a marker naming the source file, its size and
-    the shard count: a resumed replay reuses it, anything else splits again.
+    otherwise do). Symbols are spread over the shards as they first appear
+    (:class:`~torghut.connectors.key_placement.WeightedShards`), the shard of ``account``'s worker taking
+    fewer, and ``placement.json`` maps each symbol to the state key that bytewax places on its shard's worker
+    (:func:`load_symbol_keys`). Rows without a routing symbol go to shard ``worker_of("", shards)``.
+
+    The split is deterministic and recorded by a marker naming the source file, its size, the shard count
+    and the account: a resumed replay reuses it, anything else splits again.
     """
-    marker = _split_marker(path, shards)
+    marker = _split_marker(path, shards, account)
     marker_path = out_dir / _SPLIT_MARKER
     if marker_path.is_file() and orjson.loads(marker_path.read_bytes()) == marker:
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    marker_path.unlink(missing_ok=True)
     outs = [(out_dir / f"shard-{i:03d}.jsonl").open("wb") for i in range(shards)]
     pending: list[list[bytes]] = [[] for _ in range(shards)]
+    spread = WeightedShards(shards, light=worker_of(account, shards))
+    shard_of: dict[str, int] = {"": worker_of("", shards)}
+    keys: dict[str, str] = {}
     try:
         with path.open("rb", buffering=_SPLIT_BUFFER) as handle:
             for line_no, line in enumerate(handle, 1):
                 stripped = line.strip()
                 if stripped:
-                    chunk = pending[symbol_shard(routing_symbol(stripped), shards)]
+                    symbol = routing_symbol(stripped)
+                    shard = shard_of.get(symbol)
+                    if shard is None:
+                        shard = shard_of[symbol] = spread.next()
+                        keys[symbol] = key_on_worker(symbol, shard, shards)
+                    chunk = pending[shard]
                     chunk.append(b"%d\t%b\n" % (line_no, stripped))
                     if len(chunk) >= _SPLIT_CHUNK_LINES:
                         _flush_chunks(outs, pending)
@@ -146,6 +176,7 @@ def split_shards(path: Path, shards: int, out_dir: Path) -> Path:
     finally:
         for out in outs:
             out.close()
+    (out_dir / _PLACEMENT_FILE).write_bytes(orjson.dumps({"shards": shards, "keys": keys}))
     marker_path.write_bytes(orjson.dumps(marker))  # last: a split cut short is never taken as complete
     return out_dir
 
@@ -308,6 +339,7 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
         batch_size: int = REPLAY_BATCH_SIZE,
         progress: ProgressCallback | None = None,
         split_dir: Path | None = None,
+        account: str = "paper",
     ) -> None:
         if shards < 1:
             msg = f"shards must be at least 1, got {shards}"
@@ -323,6 +355,7 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
         self.batch_size = batch_size
         self.progress = progress
         self.split_dir = split_dir
+        self.account = account
 
     def list_parts(self) -> list[str]:
         """Every shard is readable from every worker; bytewax assigns each to one."""
@@ -339,7 +372,7 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
                 items, self.path.name, shard, self.shards, self.batch_size, resume_state, self.progress
             )
         if self.split_dir is not None and self.shards > 1:
-            shard_file = split_shard_file(self.path, self.shards, self.split_dir, shard)
+            shard_file = split_shard_file(self.path, self.shards, self.split_dir, shard, self.account)
             return _SplitPartition(
                 self.path.name, shard_file, shard, self.batch_size, resume_state, self.progress
             )

@@ -12,7 +12,13 @@ from torghut.contracts.features import (
 from torghut.contracts.frozen import FrozenMap, freeze
 from torghut.contracts.hashing import StreamDigest, canonical_json, json_safe, sha256_hex, to_jsonable
 from torghut.contracts.portfolio import LosingIntent, OrderIntent, PortfolioIntent, SymbolIntent
-from torghut.contracts.signal import DeadLetter, InputPosition, SignalEnvelope, SymbolWatermark
+from torghut.contracts.signal import (
+    DeadLetter,
+    InputPosition,
+    SignalEnvelope,
+    SymbolProgress,
+    SymbolWatermark,
+)
 from torghut.contracts.strategy import (
     Direction,
     StrategyDefinition,
@@ -45,6 +51,7 @@ __all__ = [
     "StrategyIntent",
     "StreamDigest",
     "SymbolIntent",
+    "SymbolProgress",
     "SymbolWatermark",
     "canonical_json",
     "freeze",

@@ -79,3 +79,16 @@ class SymbolWatermark:
     event_ts: datetime
     #: How many feature vectors the batch it closes held (for run summaries).
     normalized: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolProgress:
+    """Every account input ``symbol`` will still produce sorts at or after ``through`` (its canonical time).
+
+    The aggregation emits one after a symbol batch that moved the bound, in the same ordered stream as the
+    symbol's intents; an account stage that knows every symbol of the input processes, in canonical order,
+    whatever sorts before the least bound, while the rest of the input is still being evaluated.
+    """
+
+    symbol: str
+    through: datetime

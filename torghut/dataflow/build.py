@@ -21,7 +21,7 @@ everything between a raw-record stream and the output records, so the replay and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -38,6 +38,7 @@ from torghut.connectors.replay_file import (
     REPLAY_BATCH_SIZE,
     ProgressCallback,
     ReplayFileSource,
+    load_symbol_keys,
     read_json_array,
 )
 from torghut.contracts.account import AccountView
@@ -45,7 +46,7 @@ from torghut.contracts.decision import Rejection, TradeDecision
 from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.portfolio import DroppedIntents, OrderIntent, PortfolioIntent, SymbolIntent
-from torghut.contracts.signal import DeadLetter, RawRecord
+from torghut.contracts.signal import DeadLetter, RawRecord, SymbolProgress
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.dataflow.config import EngineConfig
 from torghut.dataflow.observe import observe_record
@@ -167,12 +168,33 @@ def group_by_symbol(batch: list[RawRecord]) -> list[tuple[str, list[RawRecord]]]
     return list(groups.items())
 
 
+class GroupByKey:
+    """:func:`group_by_symbol`, each group keyed by its symbol's state key (the symbol when it has none).
+
+    A split replay input places symbols on workers by choosing their keys
+    (:func:`~torghut.connectors.replay_file.load_symbol_keys`); the key only places state.
+
+    >>> from torghut.contracts.signal import InputPosition
+    >>> batch = [(b'{"symbol":"A"}', InputPosition("d", "l", 0)), (b"{}", InputPosition("d", "l", 1))]
+    >>> [key for key, _ in GroupByKey({"A": "A#1"})(batch)]
+    ['A#1', '']
+    """
+
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        self._keys = dict(keys)
+
+    def __call__(self, batch: list[RawRecord]) -> list[tuple[str, list[RawRecord]]]:
+        """Group ``batch`` as :func:`group_by_symbol` does and key each group by its symbol's key."""
+        keys = self._keys
+        return [(keys.get(symbol, symbol), group) for symbol, group in group_by_symbol(batch)]
+
+
 def _is_symbol_output(item: object) -> TypeGuard[SymbolIntent | DroppedIntents]:
     return isinstance(item, SymbolIntent | DroppedIntents)
 
 
-def _is_account_input(item: object) -> TypeGuard[SymbolIntent | TradeDecision]:
-    return isinstance(item, SymbolIntent | TradeDecision)
+def _is_account_input(item: object) -> TypeGuard[SymbolIntent | TradeDecision | SymbolProgress]:
+    return isinstance(item, SymbolIntent | TradeDecision | SymbolProgress)
 
 
 class IngestMarker:
@@ -202,6 +224,7 @@ def wire_engine(
     adapter: ExecutionAdapter | None = None,
     control: ControlSource | None = None,
     emit_features: bool = False,
+    symbol_keys: Mapping[str, str] | None = None,
 ) -> EngineStreams:
     """Wire parse, normalize, the decision path and the account stage after ``raw``.
 
@@ -217,6 +240,9 @@ def wire_engine(
         control: The runtime trading control the account stage reads before every order (the service's
             ``trading_control`` table); None keeps the static configuration alone (the replay).
         emit_features: Also return every normalized feature vector in ``features``.
+        symbol_keys: Every symbol of the input with its state key, when known up front (a split replay
+            input). Symbols are keyed by it; on the plugin path without the legacy fallback, the account
+            stage then also releases its inputs by frontier while the input is read (outputs unchanged).
     """
     trading = engine.trading
     account = engine.account.account
@@ -227,7 +253,8 @@ def wire_engine(
         marker = IngestMarker(cursor_source, aggregation.window_s, aggregation.allowed_lateness_s)
     # Raw records go to their symbol's worker before decoding (bytes cross between processes, not
     # feature vectors); one keyed step then decodes, normalizes and evaluates them.
-    keyed_raw = op.flat_map_batch("group_by_symbol", raw, group_by_symbol)
+    grouping = group_by_symbol if symbol_keys is None else GroupByKey(symbol_keys)
+    keyed_raw = op.flat_map_batch("group_by_symbol", raw, grouping)
     plugin_mode = runtime_enabled(
         trading.trading_strategy_runtime_mode, trading.trading_strategy_scheduler_enabled
     )
@@ -241,9 +268,18 @@ def wire_engine(
         "strategies", keyed_raw, runtime, fallback=fallback, emit_features=emit_features, marker=marker
     )
     outputs: list[Stream[Any]] = [strategies.dead_letters, strategies.errors]
+    # Release by frontier needs every symbol up front and account inputs that all come from windows (a
+    # legacy decision can be of any event time), and it replaces the release lateness.
+    frontier = (
+        symbol_keys is not None
+        and plugin_mode
+        and fallback is None
+        and marker is None
+        and engine.account.release_lateness_s is None
+    )
     if plugin_mode:
         aggregated = aggregate_stage(
-            "aggregate", strategies.ticks, SymbolWindowAggregator(engine.aggregation)
+            "aggregate", strategies.ticks, SymbolWindowAggregator(engine.aggregation), progress=frontier
         )
         outputs += [strategies.intents, op.filter("symbol_outputs", aggregated, _is_symbol_output)]
         to_account: Stream[Any] = op.filter("to_account", aggregated, _is_account_input)
@@ -260,6 +296,7 @@ def wire_engine(
         config_hash=engine.fingerprint(),
         adapter=adapter,
         control=control,
+        symbols=[s for s in symbol_keys if s] if frontier and symbol_keys is not None else None,
     )
     keyed_account = op.key_on("key_account", to_account, lambda _: account)
     outputs.append(account_stage("account", keyed_account, pipeline))
@@ -280,15 +317,22 @@ def build_replay_flow(spec: FlowSpec, progress: ProgressCallback | None = None) 
     registry = default_registry()
     catalog = load_catalog(spec.catalog, registry)
     flow = Dataflow(FLOW_ID)
+    split_dir = input_split_dir(spec)
     source = ReplayFileSource(
         spec.signals,
         shards=spec.shards or 1,
         batch_size=spec.batch_size,
         progress=progress,
-        split_dir=input_split_dir(spec),
+        split_dir=split_dir,
+        account=spec.engine.account.account,
     )
     streams = wire_engine(
-        op.input("source", flow, source), catalog, registry, spec.engine, emit_features=spec.emit_features
+        op.input("source", flow, source),
+        catalog,
+        registry,
+        spec.engine,
+        emit_features=spec.emit_features,
+        symbol_keys=None if split_dir is None else load_symbol_keys(split_dir),
     )
     records = streams.records
     if spec.emit_features:

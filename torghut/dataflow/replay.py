@@ -137,7 +137,7 @@ def _prepare(spec: FlowSpec, processes: int) -> tuple[FlowSpec, RecoveryStore | 
     spec.parts_dir.mkdir(parents=True, exist_ok=True)
     split_dir = input_split_dir(spec)
     if split_dir is not None:  # once, here: the workers only read their shard's file
-        split_shards(spec.signals, spec.shards or 1, split_dir)
+        split_shards(spec.signals, spec.shards or 1, split_dir, account=spec.engine.account.account)
     return spec, store
 
 

@@ -45,8 +45,10 @@ from torghut.connectors.paper import PaperAdapter, PaperBook, PaperCosts
 from torghut.contracts.account import AccountSnapshot, AccountView, Fill
 from torghut.contracts.decision import DecisionStatus, GateVerdict, Rejection, RejectionStage, TradeDecision
 from torghut.contracts.features import optional_decimal
-from torghut.contracts.frozen import freeze
+from torghut.contracts.frozen import EMPTY as EMPTY_MAP
+from torghut.contracts.frozen import FrozenMap, freeze
 from torghut.contracts.portfolio import PortfolioIntent, SymbolIntent
+from torghut.contracts.signal import SymbolProgress
 from torghut.contracts.strategy import StrategyDefinition
 from torghut.metrics import METRICS
 from torghut.operators.allocate import AccountLedger, Allocator, AllocatorUsage
@@ -101,7 +103,7 @@ class IngestCheckpoint:
     cursor_symbol: str
 
 
-AccountInput = SymbolIntent | TradeDecision | Fill | AccountSnapshot | IngestMark
+AccountInput = SymbolIntent | TradeDecision | Fill | AccountSnapshot | IngestMark | SymbolProgress
 AccountOutput = tuple[str, Any]
 
 PORTFOLIO_INTENTS = "portfolio_intents"
@@ -129,6 +131,8 @@ class AccountState:
     usage: AllocatorUsage = _NO_USAGE
     usage_window: datetime | None = None
     released_through: datetime | None = None
+    #: Each symbol's latest :class:`SymbolProgress` bound (release by frontier only).
+    frontier: FrozenMap[str, datetime] = EMPTY_MAP
     version: int = STATE_VERSION
 
 
@@ -142,6 +146,8 @@ def canonical_key(item: AccountInput) -> tuple[datetime, str, int, int, str]:
         return (item.event_ts, item.symbol, 0, 0, item.client_order_id)
     if isinstance(item, IngestMark):
         return (item.due_ts, item.symbol, -1 if item.seq is None else item.seq, 3, item.source)
+    if isinstance(item, SymbolProgress):
+        return (item.through, item.symbol, -1, 4, "")
     return (item.event_ts, "", 0, 0, "")
 
 
@@ -208,6 +214,11 @@ class AccountPipeline:
             paper adapter, whose book is part of the snapshot.
         control: the runtime trading control, read before every order the firewall evaluates; None (the
             default) means the static configuration alone (replays stay deterministic).
+        symbols: every symbol the input holds, when known up front (a split replay input). Inputs are
+            then released by frontier: in canonical order, as soon as every symbol's
+            :class:`~torghut.contracts.signal.SymbolProgress` bound has passed them (the outputs are
+            those of holding everything to the end of input, produced while the input is still read).
+            ``release_lateness_s`` must then be unset.
     """
 
     def __init__(
@@ -220,7 +231,9 @@ class AccountPipeline:
         config_hash: str,
         adapter: ExecutionAdapter | None = None,
         control: ControlSource | None = None,
+        symbols: Iterable[str] | None = None,
     ) -> None:
+        self._symbols = None if symbols is None else frozenset(symbols)
         self._adapter = adapter
         self._control = control
         self._definitions: dict[str, StrategyDefinition] = {d.strategy_id: d for d in definitions}
@@ -232,8 +245,8 @@ class AccountPipeline:
 
     @property
     def holds_until_eof(self) -> bool:
-        """Whether every input waits for the end of input (no release lateness configured)."""
-        return self._account.release_lateness_s is None
+        """Whether every input waits for the end of input (no release lateness, no known symbols)."""
+        return self._account.release_lateness_s is None and self._symbols is None
 
     def initial_state(self) -> AccountState:
         """A flat account holding ``starting_equity`` in cash."""
@@ -245,6 +258,8 @@ class AccountPipeline:
         self, state: AccountState, items: Sequence[AccountInput]
     ) -> tuple[AccountState, list[AccountOutput]]:
         """Buffer ``items`` and process whatever the release policy allows, in canonical order."""
+        if self._symbols is not None:
+            return self._release_by_frontier(state, items, self._symbols)
         pending = (*state.pending, *items)
         lateness = self._account.release_lateness_s
         if lateness is None or not pending:
@@ -253,6 +268,45 @@ class AccountPipeline:
         threshold = latest.timestamp() - lateness
         ready = [i for i in pending if canonical_key(i)[0].timestamp() <= threshold]
         held = tuple(i for i in pending if canonical_key(i)[0].timestamp() > threshold)
+        return self._release(dataclasses.replace(state, pending=held), ready, final=False)
+
+    def _release_by_frontier(
+        self, state: AccountState, items: Sequence[AccountInput], symbols: frozenset[str]
+    ) -> tuple[AccountState, list[AccountOutput]]:
+        frontier = state.frontier
+        inputs: list[AccountInput] = []
+        moved: dict[str, datetime] = {}
+        for item in items:
+            if type(item) is SymbolProgress:
+                if item.symbol not in symbols:
+                    msg = f"progress of symbol {item.symbol!r}, which the input's symbol list does not hold"
+                    raise RuntimeError(msg)
+                known = moved.get(item.symbol) or frontier.get(item.symbol)
+                if known is None or item.through > known:
+                    moved[item.symbol] = item.through
+            else:
+                inputs.append(item)
+        released = state.released_through
+        for item in inputs:
+            at = canonical_key(item)[0]
+            if released is not None and at <= released:
+                msg = (
+                    f"account input of {at.isoformat()} arrived after inputs up to {released.isoformat()} "
+                    f"were released: {type(item).__name__} {getattr(item, 'symbol', '')!r} came after its "
+                    "symbol's progress bound, so the release order would depend on timing"
+                )
+                raise RuntimeError(msg)
+        if moved:
+            frontier = FrozenMap({**frontier, **moved})
+        pending = (*state.pending, *inputs)
+        state = dataclasses.replace(state, pending=pending, frontier=frontier)
+        if not pending or len(frontier) < len(symbols) or not moved:
+            return state, []
+        through = min(frontier.values())
+        ready = [i for i in pending if canonical_key(i)[0] < through]
+        if not ready:
+            return state, []
+        held = tuple(i for i in pending if canonical_key(i)[0] >= through)
         return self._release(dataclasses.replace(state, pending=held), ready, final=False)
 
     def flush(self, state: AccountState) -> tuple[AccountState, list[AccountOutput]]:
@@ -283,6 +337,7 @@ class AccountPipeline:
             usage=work.usage,
             usage_window=work.usage_window,
             released_through=work.released_through,
+            frontier=state.frontier,
         )
         return new_state, outputs
 
@@ -291,6 +346,8 @@ class AccountPipeline:
             return self._on_symbol_intent(work, item)
         if isinstance(item, TradeDecision):
             return self._on_decision(work, item)
+        if isinstance(item, SymbolProgress):
+            return []  # only the frontier release reads progress
         if isinstance(item, IngestMark):
             if work.checkpoint is None or item.cursor_key() > work.checkpoint.cursor_key():
                 work.checkpoint = item

@@ -42,7 +42,7 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 from torghut.contracts.decision import TradeDecision
 from torghut.contracts.frozen import FrozenMap
 from torghut.contracts.portfolio import AggregateOutput, DroppedIntents, LosingIntent, SymbolIntent
-from torghut.contracts.signal import SymbolWatermark
+from torghut.contracts.signal import SymbolProgress, SymbolWatermark
 from torghut.contracts.strategy import Direction, StrategyIntent
 from torghut.operators.portfolio_config import DEFAULT_STRATEGY_PRIORITY, AggregationConfig
 
@@ -348,6 +348,26 @@ class SymbolWindowAggregator:
 
     advance = on_watermark
 
+    def frontier(self, state: WindowState) -> datetime | None:
+        """The least window end any symbol intent still to come from ``state`` can have (None: unbounded).
+
+        An open window closes at its end; a new intent is accepted only into a window whose end plus the
+        allowed lateness is past the watermark (else it is late and dropped), so it ends at least one
+        microsecond (the resolution of event times) after ``watermark - allowed_lateness``.
+
+        >>> from datetime import UTC, datetime
+        >>> agg = SymbolWindowAggregator(AggregationConfig(allowed_lateness_s=2))
+        >>> state, _ = agg.on_watermark(WindowState(), datetime(2026, 2, 19, 14, 30, 10, tzinfo=UTC))
+        >>> agg.frontier(state).isoformat(), agg.frontier(WindowState())
+        ('2026-02-19T14:30:08.000001+00:00', None)
+        """
+        if state.watermark is None:
+            return None
+        bound = state.watermark - self._lateness + _ONE_US
+        if state.windows and state.windows[0][0] < bound:
+            return state.windows[0][0]
+        return bound
+
     def flush(self, state: WindowState) -> tuple[WindowState, list[AggregateOutput]]:
         """Close every open window (end of input)."""
         state, closed = self._close(state, lambda _: True)
@@ -406,13 +426,19 @@ class SymbolWindowAggregator:
 
 
 AggregateInput = StrategyIntent | SymbolWatermark | TradeDecision
-AggregateStageOutput = SymbolIntent | DroppedIntents | TradeDecision
+AggregateStageOutput = SymbolIntent | DroppedIntents | TradeDecision | SymbolProgress
 
 
 class AggregateLogic(StatefulBatchLogic[AggregateInput, AggregateStageOutput, WindowState]):
-    """One symbol's open windows; legacy decisions (the runtime's fallback) pass straight through."""
+    """One symbol's open windows; legacy decisions (the runtime's fallback) pass straight through.
 
-    def __init__(self, aggregator: SymbolWindowAggregator, resume_state: WindowState | None) -> None:
+    With ``progress``, a batch that moves the symbol's :meth:`SymbolWindowAggregator.frontier` ends with a
+    :class:`SymbolProgress` (for an account stage that releases by frontier).
+    """
+
+    def __init__(
+        self, aggregator: SymbolWindowAggregator, resume_state: WindowState | None, *, progress: bool = False
+    ) -> None:
         if resume_state is not None and resume_state.version != WindowState().version:
             msg = (
                 f"aggregation snapshot version {resume_state.version} is not supported (expected "
@@ -422,6 +448,8 @@ class AggregateLogic(StatefulBatchLogic[AggregateInput, AggregateStageOutput, Wi
             raise ValueError(msg)
         self._aggregator = aggregator
         self._state = resume_state if resume_state is not None else WindowState()
+        self._progress = progress
+        self._reported: datetime | None = None
 
     def on_batch(self, values: list[AggregateInput]) -> tuple[Iterable[AggregateStageOutput], bool]:
         """Add intents to windows, close windows at each watermark, pass decisions through."""
@@ -443,7 +471,15 @@ class AggregateLogic(StatefulBatchLogic[AggregateInput, AggregateStageOutput, Wi
         if intents:
             self._state, closed = self._aggregator.on_intents(self._state, intents)
             out.extend(closed)
+        if self._progress and values:
+            self._report(values[-1].symbol, out)
         return out, StatefulBatchLogic.RETAIN
+
+    def _report(self, symbol: str, out: list[AggregateStageOutput]) -> None:
+        through = self._aggregator.frontier(self._state)
+        if through is not None and (self._reported is None or through > self._reported):
+            self._reported = through
+            out.append(SymbolProgress(symbol, through))
 
     def on_eof(self) -> tuple[Iterable[AggregateStageOutput], bool]:
         """Close every open window at the end of input."""
@@ -457,11 +493,20 @@ class AggregateLogic(StatefulBatchLogic[AggregateInput, AggregateStageOutput, Wi
 
 @operator
 def aggregate_stage(
-    step_id: str, up: KeyedStream[AggregateInput], aggregator: SymbolWindowAggregator
+    step_id: str,
+    up: KeyedStream[AggregateInput],
+    aggregator: SymbolWindowAggregator,
+    *,
+    progress: bool = False,
 ) -> Stream[AggregateStageOutput]:
     """Aggregate each symbol's strategy intents per event-time window into symbol intents.
 
-    The state lives in the inner step ``windows`` (persisted by recovery as ``<step_id>.windows``).
+    With ``progress``, each symbol also reports its :class:`SymbolProgress`. The state lives in the inner
+    step ``windows`` (persisted by recovery as ``<step_id>.windows``).
     """
-    closed = op.stateful_batch("windows", up, lambda resume: AggregateLogic(aggregator, resume))
+
+    def build(resume: WindowState | None) -> AggregateLogic:
+        return AggregateLogic(aggregator, resume, progress=progress)
+
+    closed = op.stateful_batch("windows", up, build)
     return op.key_rm("unkey", closed)
