@@ -198,6 +198,11 @@ class StreamDigest:
         self._hash.update(b"\n")
         self.count += 1
 
+    def add_text(self, body: bytes, lines: int) -> None:
+        """Add ``lines`` lines at once: ``body`` is their UTF-8 text, each line ending with a newline."""
+        self._hash.update(body)
+        self.count += lines
+
     def add_lines(self, lines: Iterable[str]) -> None:
         """Add several lines in order."""
         for line in lines:

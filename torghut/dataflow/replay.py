@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -243,6 +243,28 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+_REASONS = b'"reasons":['
+
+
+def _rejection_reasons(path: Path) -> Iterable[list[str]]:
+    # A rejection line starts with its fields up to ``reasons`` (hash, symbol, time, stage: no brackets,
+    # quotes or escapes), so its reasons are the first ``"reasons":[...]``: read just that, not the trace.
+    with path.open("rb") as handle:
+        for line in handle:
+            start = line.find(_REASONS)
+            if start >= 0:
+                start += len(_REASONS) - 1
+                try:
+                    reasons = orjson.loads(line[start : line.index(b"]", start) + 1])
+                except (ValueError, orjson.JSONDecodeError):
+                    reasons = None
+                if type(reasons) is list and all(type(r) is str for r in reasons):
+                    yield reasons
+                    continue
+            if line.strip():
+                yield list(orjson.loads(line).get("reasons", ()))
+
+
 def _count_by(path: Path, field_name: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for record in _records(path):
@@ -259,8 +281,8 @@ def paper_account_summary(
     ``counts`` (records per merged stream) spares reading the decisions and orders just to count them.
     """
     rejections: dict[str, int] = {}
-    for record in _records(out_dir / "rejections.jsonl"):
-        for reason in record.get("reasons", ()):
+    for reasons in _rejection_reasons(out_dir / "rejections.jsonl"):
+        for reason in reasons:
             rejections[reason] = rejections.get(reason, 0) + 1
     executions = _records(out_dir / "executions.jsonl")
     views = _records(out_dir / "account.jsonl")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,12 +15,50 @@ from torghut.dataflow.build import FlowSpec, build_replay_flow
 from torghut.dataflow.gc_tuning import tuned_gc
 from torghut.dataflow.progress import ProgressFiles
 
+_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
+
+
+def listening_ports() -> set[int] | None:
+    """The local TCP ports in the LISTEN state (Linux ``/proc/net/tcp*``); None when that cannot be read."""
+    ports: set[int] = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table, encoding="ascii") as handle:
+                next(handle, None)
+                for line in handle:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == _LISTEN:
+                        ports.add(int(fields[1].rpartition(":")[2], 16))
+    except OSError:
+        return None
+    return ports
+
+
+def wait_for_listeners(addresses: Sequence[str], timeout_s: float = 10.0) -> bool:
+    """Wait until every ``host:port`` of ``addresses`` (on this machine) listens; False on timeout or unknown.
+
+    A bytewax process connects to every lower-indexed process, and timely waits a whole second before
+    retrying a refused connection: waiting for the listeners first saves that second at every start.
+    """
+    wanted = {int(address.rpartition(":")[2]) for address in addresses}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ports = listening_ports()
+        if ports is None:
+            return False
+        if wanted <= ports:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
 
 def main(argv: list[str]) -> int:
     """Build the flow from the spec file and run this process's worker of the cluster."""
     spec_path, index, addresses = Path(argv[0]), int(argv[1]), argv[2].split(";")
     spec = FlowSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
     flow = build_replay_flow(spec, ProgressFiles(spec.parts_dir))
+    wait_for_listeners(addresses[:index])
     with tuned_gc():
         if spec.recovery_dir is None:
             cluster_main(flow, addresses, index)

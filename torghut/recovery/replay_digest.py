@@ -75,33 +75,34 @@ class StreamSummary:
     repeats_dropped: int
 
 
-def _part_lines(parts: Iterable[Path]) -> Iterable[tuple[str, str]]:
+def _part_pairs(parts: Iterable[Path]) -> list[tuple[bytes, bytes]]:
+    # ``(key, line)`` of every complete line, as bytes: UTF-8 bytes sort as their text does.
+    pairs: list[tuple[bytes, bytes]] = []
     for part in parts:
-        with part.open(encoding="utf-8") as handle:
-            for raw in handle:
-                if not raw.endswith("\n"):
-                    continue  # a line torn by a crash; recovery re-emits the record
-                key, sep, line = raw[:-1].partition("\t")
-                if sep:
-                    yield key, line
+        lines = part.read_bytes().split(b"\n")
+        lines.pop()  # after the last newline: empty, or a line torn by a crash (recovery re-emits it)
+        for raw in lines:
+            key, sep, line = raw.partition(b"\t")
+            if sep:
+                pairs.append((key, line))
+    return pairs
 
 
 def merge_stream(parts_dir: Path, stream: str, out_path: Path) -> StreamSummary:
     """Merge ``stream``'s part files into ``out_path`` in canonical order and digest the result."""
-    parts = sorted(parts_dir.glob(f"{stream}-w*{PART_SUFFIX}"))
-    unique: set[tuple[str, str]] = set()
-    total = 0
-    for pair in _part_lines(parts):
-        total += 1
-        unique.add(pair)
-    ordered = sorted(unique)
+    pairs = _part_pairs(sorted(parts_dir.glob(f"{stream}-w*{PART_SUFFIX}")))
+    pairs.sort()
+    lines: list[bytes] = []
+    previous = None
+    for pair in pairs:
+        if pair != previous:  # an exact repeat (at-least-once output after a crash) is kept once
+            lines.append(pair[1])
+            previous = pair
+    body = b"\n".join(lines) + b"\n" if lines else b""
+    out_path.write_bytes(body)
     digest = StreamDigest()
-    with out_path.open("w", encoding="utf-8") as handle:
-        for _, line in ordered:
-            digest.add_line(line)
-            handle.write(line)
-            handle.write("\n")
-    return StreamSummary(stream, digest.count, digest.hexdigest(), total - len(ordered))
+    digest.add_text(body, len(lines))
+    return StreamSummary(stream, digest.count, digest.hexdigest(), len(pairs) - len(lines))
 
 
 def digest_file(path: Path) -> StreamSummary:
