@@ -224,6 +224,17 @@ def test_a_column_nested_past_the_recursion_limit_is_the_parsers_dead_letter() -
     assert letter.reason == "too_deeply_nested"
 
 
+def decimals_of(raws: tuple[object, ...]) -> list[Decimal | None] | None:
+    """The fast path's decimals of ``raws``, the first of a row's decimal columns (the rest absent)."""
+    keys = decode_module._FAST_KEYS
+    values = decode_module._decimals((*raws, *(None,) * (len(keys) - len(raws))))
+    if values is None:
+        return None
+    assert list(values) == [*keys, "spread", "signal_quality_flag"]  # every V3 value but staleness_ms
+    assert values["spread"] is None and all(values[k] is None for k in keys[len(raws) :])
+    return [values[k] for k in keys[: len(raws)]]
+
+
 @settings(max_examples=3000, deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False, width=64))
 def test_a_floats_orjson_text_reads_as_the_same_decimal_as_its_repr(value: float) -> None:
@@ -231,7 +242,7 @@ def test_a_floats_orjson_text_reads_as_the_same_decimal_as_its_repr(value: float
     # exponent must match, not only the value: Decimal("1.0") and Decimal("1") hash differently.
     expected = Decimal(repr(value)).as_tuple()
     assert optional_decimal(value).as_tuple() == expected  # type: ignore[union-attr]
-    batch = decode_module._decimals((value, None, value))
+    batch = decimals_of((value, None, value))
     assert batch is not None
     assert [d.as_tuple() if d is not None else None for d in batch] == [expected, None, expected]
 
@@ -248,7 +259,7 @@ def test_a_floats_orjson_text_reads_as_the_same_decimal_as_its_repr(value: float
 def test_values_orjson_cannot_write_as_numbers_are_converted_one_by_one(
     raws: tuple[object, ...], expected: list[Decimal | None]
 ) -> None:
-    got = decode_module._decimals(raws)
+    got = decimals_of(raws)
     assert got is not None
     assert [d.as_tuple() if d is not None else None for d in got] == [
         d.as_tuple() if d is not None else None for d in expected
@@ -256,5 +267,5 @@ def test_values_orjson_cannot_write_as_numbers_are_converted_one_by_one(
 
 
 def test_a_non_finite_float_sends_the_row_to_the_two_stages() -> None:
-    assert decode_module._decimals((1.0, float("nan"))) is None
-    assert decode_module._decimals((float("inf"),)) is None
+    assert decimals_of((1.0, float("nan"))) is None
+    assert decimals_of((float("inf"),)) is None

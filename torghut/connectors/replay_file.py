@@ -36,7 +36,8 @@ SHARD_PLACEMENT = "bytewax-0.21-siphash13-weighted"
 
 _PROBE_BYTES = 4096
 _SPLIT_BUFFER = 1 << 20
-_SPLIT_CHUNK_LINES = 4096
+_SPLIT_CHUNK_LINES = 8192  # two pieces per line
+_NEWLINE = ord("\n")
 
 
 def symbol_shard(symbol: str | bytes, shards: int) -> int:
@@ -169,7 +170,11 @@ def split_shards(path: Path, shards: int, out_dir: Path, *, account: str) -> Pat
                         shard = shard_of[symbol] = spread.next()
                         keys[symbol] = key_on_worker(symbol, shard, shards)
                     chunk = pending[shard]
-                    chunk.append(b"%d\t%b\n" % (line_no, stripped))
+                    chunk.append(b"%d\t" % line_no)
+                    if len(stripped) + 1 == len(line) and line[-1] == _NEWLINE:
+                        chunk.append(line)  # already the row and its newline: no copy
+                    else:
+                        chunk.append(stripped + b"\n")
                     if len(chunk) >= _SPLIT_CHUNK_LINES:
                         _flush_chunks(outs, pending)
         _flush_chunks(outs, pending)

@@ -115,7 +115,7 @@ ACCOUNT = "account"
 CHECKPOINTS = "checkpoints"
 ACCOUNT_STREAMS = (PORTFOLIO_INTENTS, DECISIONS, ORDERS, REJECTIONS, EXECUTIONS, ACCOUNT)
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the frontier
 _NO_USAGE = AllocatorUsage()
 
 
@@ -543,9 +543,10 @@ class AccountLogic(StatefulBatchLogic[AccountInput, Any, AccountState]):
         # Held inputs accumulate in a list (appending to the state's tuple per batch would be quadratic);
         # the snapshot carries them as a tuple.
         self._held: list[AccountInput] = []
-        if resume_state is not None and resume_state.version != STATE_VERSION:
+        found = getattr(resume_state, "version", "older")  # an older layout may not even unpickle it
+        if resume_state is not None and found != STATE_VERSION:
             msg = (
-                f"account snapshot version {resume_state.version} is not supported (expected "
+                f"account snapshot version {found} is not supported (expected "
                 f"{STATE_VERSION}); resume with the engine version that wrote it, or start a new "
                 "recovery store"
             )

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import partial
+from itertools import compress
+from operator import is_not
 from typing import Any, Final
 
 import orjson
@@ -45,6 +48,9 @@ _DECIMAL: Final = Decimal
 # The decimal columns of a flat row: the V3 values up to ``spread``, in their order.
 _FAST_KEYS: Final = VALUE_FIELDS_V3[: VALUE_FIELDS_V3.index("spread")]
 _ATOM_TYPES: Final = frozenset((float, int, type(None)))
+# Every V3 value but ``staleness_ms`` (set after), in order; ``spread`` and the quality flag stay None.
+_VALUE_KEYS: Final = (*_FAST_KEYS, "spread", "signal_quality_flag")
+_IS_PRESENT: Final = partial(is_not, None)
 
 
 def _fast_values(row: dict[str, Any]) -> dict[str, Any] | None:  # noqa: PLR0912
@@ -101,35 +107,36 @@ def _fast_values(row: dict[str, Any]) -> dict[str, Any] | None:  # noqa: PLR0912
         vol,
         imbalance_spread or None,
     )
-    decimals = _decimals(raws)
-    if decimals is None:
-        return None
-    return dict(zip(_FAST_KEYS, decimals, strict=True), spread=None, signal_quality_flag=None)
+    return _decimals(raws)
 
 
-def _decimals(raws: tuple[Any, ...]) -> list[Decimal | None] | None:
-    """``[None if v is None else optional_decimal(v) for v in raws]``, with one ``orjson.dumps`` for all.
+def _decimals(raws: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The values of ``raws`` by ``_VALUE_KEYS``: each one's ``optional_decimal``, from one ``orjson.dumps``.
 
     None when a value is not finite: the row goes to the two stages.
 
     A row's columns are floats (or ints): their JSON texts, split, are the texts ``optional_decimal``
     reads. Anything else (a string, a boolean, a nested value, a non-finite float written as ``null``,
     an int past 64 bits) makes a text that is no number or a count that does not match, and the values
-    are then converted one by one.
+    are then converted one by one. Picking the present values and placing their decimals back by key
+    happens in C (``compress``, ``dict.update``), not in a Python loop.
     """
-    present = [v for v in raws if v is not None]
+    present_at = list(map(_IS_PRESENT, raws))
+    present = list(compress(raws, present_at))
     numbers = None
     try:
         numbers = list(map(_DECIMAL, orjson.dumps(present).decode()[1:-1].split(",")))
     except (TypeError, ArithmeticError, ValueError):
         pass
+    values: dict[str, Any] = dict.fromkeys(_VALUE_KEYS)
     if numbers is None or len(numbers) != len(present):
         one_by_one = [None if v is None else optional_decimal(v) for v in raws]
         if any(v is not None and not v.is_finite() for v in one_by_one):
             return None  # the normalizer's non_finite_feature dead letter (JSON numbers are finite)
-        return one_by_one
-    converted = iter(numbers)
-    return [None if v is None else next(converted) for v in raws]
+        values.update(zip(_FAST_KEYS, one_by_one, strict=True))
+        return values
+    values.update(zip(compress(_FAST_KEYS, present_at), numbers, strict=True))
+    return values
 
 
 def _fast_features(row: dict[str, Any], position: InputPosition) -> FeatureVectorV3 | None:
@@ -222,6 +229,14 @@ def routing_symbol(raw: object) -> str:
         raw = raw.encode("utf-8", "surrogateescape")
     if not isinstance(raw, bytes | bytearray):
         return ""
+    at = raw.find(_SYMBOL_KEY)
+    if at >= 0 and raw.find(_SYMBOL_KEY, at + 8) < 0 and raw.find(b"\\") < 0:
+        # The common row: one "symbol", no backslash (so no escape), the value a string right after the colon.
+        start = at + 8
+        if raw[start : start + 2] == b':"':
+            end = raw.find(b'"', start + 2)
+            if 0 < end - start - 2 <= 64:
+                return _routable(raw[start + 2 : end].decode("utf-8", "replace"))
     match = SYMBOL_FIELD.search(raw)
     if match is not None and raw.count(_SYMBOL_KEY) == 1 and _ESCAPE not in raw:
         return _routable(match.group(1).decode("utf-8", "replace"))
