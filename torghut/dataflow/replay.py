@@ -7,6 +7,7 @@ identical digests whatever the batch size or process count.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 import orjson
 from bytewax.testing import run_main
 
-from torghut.connectors.part_files import read_count
+from torghut.connectors.part_files import PART_SUFFIX, read_count
 from torghut.connectors.replay_file import read_json_array, split_shards
 from torghut.contracts.hashing import canonical_json, sha256_hex
 from torghut.dataflow.build import FLOW_ID, STREAM_TYPES, FlowSpec, build_replay_flow, input_split_dir
@@ -187,19 +189,38 @@ def run_replay(
             watcher.join()
     elapsed = time.perf_counter() - started
     extra = {"processes": processes, "resumed": store is not None and store.resuming, **(extra_summary or {})}
-    return _summarize(spec, out_dir, elapsed, extra)
+    return _summarize(spec, out_dir, elapsed, extra, processes)
 
 
-def _summarize(spec: FlowSpec, out_dir: Path, elapsed: float, extra: dict[str, Any]) -> ReplayResult:
+def _merge_and_count(
+    parts_dir: Path, out_dir: Path, names: list[str], signals: Path, processes: int
+) -> tuple[dict[str, StreamSummary], int]:
+    """Merge every stream and count the input events; a run of several processes does it in as many."""
+    if processes <= 1:
+        merged = {name: merge_stream(parts_dir, name, out_dir / f"{name}.jsonl") for name in names}
+        return merged, count_input_events(signals)
+    # The parent has run no flow (its workers did), so forking it copies no bytewax runtime.
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        largest_first = sorted(names, key=lambda name: -_stream_bytes(parts_dir, name))
+        merging = {n: pool.submit(merge_stream, parts_dir, n, out_dir / f"{n}.jsonl") for n in largest_first}
+        counting = pool.submit(count_input_events, signals)
+        return {name: merging[name].result() for name in names}, counting.result()
+
+
+def _stream_bytes(parts_dir: Path, stream: str) -> int:
+    return sum(part.stat().st_size for part in parts_dir.glob(f"{stream}-w*{PART_SUFFIX}"))
+
+
+def _summarize(
+    spec: FlowSpec, out_dir: Path, elapsed: float, extra: dict[str, Any], processes: int = 1
+) -> ReplayResult:
     """Merge the part files canonically, digest every stream and write ``summary.json``."""
     parts_dir = spec.parts_dir
-    streams = {s: merge_stream(parts_dir, s, out_dir / f"{s}.jsonl") for s in STREAMS}
-    if spec.emit_features:
-        streams["features"] = merge_stream(parts_dir, "features", out_dir / "features.jsonl")
+    names = [*STREAMS, "features"] if spec.emit_features else list(STREAMS)
+    streams, events_in = _merge_and_count(parts_dir, out_dir, names, spec.signals, processes)
     dead_by_stage = _count_by(out_dir / "dead_letters.jsonl", "stage")
     counts = {name: s.count for name, s in streams.items()}
     paper = paper_account_summary(out_dir, spec.engine.account.starting_equity, counts)
-    events_in = count_input_events(spec.signals)
     normalized = read_count(parts_dir, "features")
     summary = {
         "input": {"signals": str(spec.signals), "events_in": events_in},
