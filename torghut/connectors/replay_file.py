@@ -14,6 +14,7 @@ so bytewax recovery resumes exactly after the last emitted batch.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,26 @@ def load_symbol_keys(split_dir: Path) -> dict[str, str]:
         raise FileNotFoundError(msg)
     keys: dict[str, str] = orjson.loads((split_dir / _PLACEMENT_FILE).read_bytes())["keys"]
     return keys
+
+
+def wait_for_split(
+    path: Path, shards: int, split_dir: Path, account: str, *, alive: Callable[[], bool]
+) -> bool:
+    """Wait until ``split_dir`` holds a complete split of ``path`` (:func:`split_shards`, run elsewhere).
+
+    Returns False as soon as ``alive()`` is false (whoever splits has gone), True once the split is there.
+    """
+    marker_path = split_dir / _SPLIT_MARKER
+    marker = _split_marker(path, shards, account)
+    while True:
+        try:
+            if orjson.loads(marker_path.read_bytes()) == marker:
+                return True
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            pass
+        if not alive():
+            return False
+        time.sleep(0.005)
 
 
 def split_shard_file(path: Path, shards: int, split_dir: Path, shard: int, account: str) -> Path:

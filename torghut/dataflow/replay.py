@@ -81,7 +81,10 @@ def free_addresses(count: int) -> list[str]:
             sock.close()
 
 
-def _run_cluster(spec_path: Path, processes: int, parts_dir: Path) -> None:
+def _run_cluster(
+    spec_path: Path, processes: int, parts_dir: Path, meanwhile: Callable[[], None] | None = None
+) -> None:
+    """Run the cluster's worker processes, calling ``meanwhile`` once they are started."""
     addresses = ";".join(free_addresses(processes))
     env = dict(os.environ)
     logs = [parts_dir / f"worker-{i}.log" for i in range(processes)]
@@ -96,6 +99,14 @@ def _run_cluster(spec_path: Path, processes: int, parts_dir: Path) -> None:
                     env=env,
                 )
             )
+    if meanwhile is not None:
+        try:
+            meanwhile()
+        except BaseException:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+            raise
     failed = []
     for index, proc in enumerate(procs):
         if proc.wait() != 0:
@@ -137,10 +148,14 @@ def _prepare(spec: FlowSpec, processes: int) -> tuple[FlowSpec, RecoveryStore | 
         # A fresh run starts from empty part files; a resumed one appends (the merge drops repeats).
         shutil.rmtree(spec.parts_dir)
     spec.parts_dir.mkdir(parents=True, exist_ok=True)
-    split_dir = input_split_dir(spec)
-    if split_dir is not None:  # once, here: the workers only read their shard's file
-        split_shards(spec.signals, spec.shards or 1, split_dir, account=spec.engine.account.account)
     return spec, store
+
+
+def _split_input(spec: FlowSpec) -> None:
+    """Split a JSONL input of several shards, once, here: each worker reads only its shards' files."""
+    split_dir = input_split_dir(spec)
+    if split_dir is not None:
+        split_shards(spec.signals, spec.shards or 1, split_dir, account=spec.engine.account.account)
 
 
 def _execute(spec: FlowSpec, processes: int, store: RecoveryStore | None) -> None:
@@ -148,8 +163,10 @@ def _execute(spec: FlowSpec, processes: int, store: RecoveryStore | None) -> Non
     if processes > 1:
         spec_path = spec.parts_dir / "spec.json"
         spec_path.write_text(spec.model_dump_json(), encoding="utf-8")
-        _run_cluster(spec_path, processes, spec.parts_dir)
+        # The workers start (interpreter, imports) while the input is split; they wait for the split.
+        _run_cluster(spec_path, processes, spec.parts_dir, lambda: _split_input(spec))
         return
+    _split_input(spec)
     flow = build_replay_flow(spec, ProgressFiles(spec.parts_dir))
     with tuned_gc():
         if store is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -11,7 +12,8 @@ from pathlib import Path
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import cluster_main
 
-from torghut.dataflow.build import FlowSpec, build_replay_flow
+from torghut.connectors.replay_file import wait_for_split
+from torghut.dataflow.build import FlowSpec, build_replay_flow, input_split_dir
 from torghut.dataflow.gc_tuning import tuned_gc
 from torghut.dataflow.progress import ProgressFiles
 
@@ -57,6 +59,15 @@ def main(argv: list[str]) -> int:
     """Build the flow from the spec file and run this process's worker of the cluster."""
     spec_path, index, addresses = Path(argv[0]), int(argv[1]), argv[2].split(";")
     spec = FlowSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
+    split_dir = input_split_dir(spec)
+    if split_dir is not None:  # the replay splits the input while its workers start
+        parent = os.getppid()
+        account = spec.engine.account.account
+        if not wait_for_split(
+            spec.signals, spec.shards or 1, split_dir, account, alive=lambda: os.getppid() == parent
+        ):
+            print("the replay that started this worker is gone before splitting its input", file=sys.stderr)
+            return 1
     flow = build_replay_flow(spec, ProgressFiles(spec.parts_dir))
     wait_for_listeners(addresses[:index])
     with tuned_gc():
