@@ -271,6 +271,31 @@ def test_record_order_prunes_and_counts_open_orders() -> None:
     assert record_order_closed(record_order_closed(record_order_closed(state))).open_orders == 0
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-150, 150), max_size=15), st.integers(-30, 30))
+def test_order_rate_counts_exactly_the_orders_in_the_minute_whatever_their_order(
+    offsets: list[int], at: int
+) -> None:
+    # Orders are recorded in processing order, whose event times need not ascend.
+    state = RiskState()
+    for seconds in offsets:
+        state = record_order(state, TS + timedelta(seconds=seconds))
+    assert list(state.order_ts) == sorted(state.order_ts)
+    draft = dataclasses.replace(order(), event_ts=TS + timedelta(seconds=at))
+    verdict = risk.gate_order_rate(draft, ctx(state=state))
+    start = draft.event_ts - risk.ORDER_RATE_WINDOW
+    kept = [
+        s
+        for i, s in enumerate(offsets)
+        if all(
+            TS + timedelta(seconds=s) > TS + timedelta(seconds=later) - risk.ORDER_RATE_WINDOW
+            for later in offsets[i:]
+        )
+    ]
+    expected = sum(1 for s in kept if start < TS + timedelta(seconds=s) <= draft.event_ts)
+    assert verdict.inputs["orders_last_minute"] == expected
+
+
 def test_daily_loss_stop_ratio_boundary_and_reason_format() -> None:
     cfg = TradingConfig(trading_daily_loss_stop_pct_equity=D("0.01"))
     verdict = risk.gate_daily_loss(order(), ctx(config=cfg, equity="99000", session_start_equity="100000"))

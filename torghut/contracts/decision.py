@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from torghut.contracts.frozen import EMPTY as EMPTY_MAP
-from torghut.contracts.frozen import FrozenMap, freeze
+from torghut.contracts.frozen import FrozenMap, freeze, freeze_kwargs
 from torghut.contracts.strategy import Direction
 
 GateOutcome = Literal["pass", "clip", "reject"]
@@ -59,17 +59,17 @@ class GateVerdict:
 
 def passed(gate: str, /, **inputs: Any) -> GateVerdict:
     """Return a ``"pass"`` verdict recording ``inputs``."""
-    return GateVerdict(gate, "pass", None, freeze(inputs))
+    return GateVerdict(gate, "pass", None, freeze_kwargs(inputs))
 
 
 def rejected(gate: str, reason: str, /, **inputs: Any) -> GateVerdict:
     """Return a ``"reject"`` verdict with ``reason`` and ``inputs``."""
-    return GateVerdict(gate, "reject", reason, freeze(inputs))
+    return GateVerdict(gate, "reject", reason, freeze_kwargs(inputs))
 
 
 def clipped(gate: str, reason: str, qty: Decimal, /, **inputs: Any) -> GateVerdict:
     """Return a ``"clip"`` verdict reducing the order to ``qty``."""
-    return GateVerdict(gate, "clip", reason, freeze(inputs), clipped_qty=qty)
+    return GateVerdict(gate, "clip", reason, freeze_kwargs(inputs), clipped_qty=qty)
 
 
 def _optional_str(value: Decimal | None) -> str | None:

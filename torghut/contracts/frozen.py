@@ -59,6 +59,19 @@ EMPTY: FrozenMap[Any, Any] = FrozenMap()
 _ATOMS = frozenset((str, int, float, bool, type(None), Decimal, datetime, date, FrozenMap))
 
 
+def freeze_kwargs(inputs: dict[str, Any]) -> FrozenMap[str, Any]:
+    """``freeze(inputs)`` for a fresh dict the caller gives away (keyword arguments): no copy of atoms.
+
+    >>> freeze_kwargs({"qty": 1, "codes": ["a"]})
+    FrozenMap({'qty': 1, 'codes': ('a',)})
+    """
+    for value in inputs.values():
+        if type(value) not in _ATOMS:
+            frozen: FrozenMap[str, Any] = freeze(inputs)
+            return frozen
+    return FrozenMap(inputs)
+
+
 def freeze(value: Any) -> Any:  # noqa: PLR0911 - exact-type fast paths first
     """Return a deeply immutable copy of JSON-like data (dicts become FrozenMap, lists tuples).
 

@@ -16,6 +16,7 @@ Risk state is plain, frozen data updated by pure functions; every window is meas
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_right, insort
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -66,7 +67,7 @@ class RiskState:
     """Per-account risk state in event time: plain data a bytewax snapshot can hold.
 
     ``last_decision_ts`` is the event time of the latest non-rejected decision per symbol (cooldown);
-    ``order_ts`` the event times of approved orders within the last rate window.
+    ``order_ts`` the event times of approved orders within the last rate window, ascending.
     """
 
     last_decision_ts: FrozenMap[str, datetime] = EMPTY_MAP
@@ -86,10 +87,11 @@ def record_decision(state: RiskState, symbol: str, event_ts: datetime, *, was_re
 
 
 def record_order(state: RiskState, event_ts: datetime) -> RiskState:
-    """Record an approved order: one more open order, and its time in the rate window (pruned)."""
-    start = event_ts - ORDER_RATE_WINDOW
-    kept = tuple(ts for ts in state.order_ts if ts > start)
-    return dataclasses.replace(state, order_ts=(*kept, event_ts), open_orders=state.open_orders + 1)
+    """Record an approved order: one more open order, and its time in the rate window (pruned, sorted)."""
+    times = list(state.order_ts)
+    insort(times, event_ts)
+    kept = times[bisect_right(times, event_ts - ORDER_RATE_WINDOW) :]
+    return dataclasses.replace(state, order_ts=tuple(kept), open_orders=state.open_orders + 1)
 
 
 def record_order_closed(state: RiskState) -> RiskState:
@@ -271,7 +273,8 @@ def gate_order_rate(draft: OrderIntent, ctx: RiskContext) -> GateVerdict:
     """``order_rate_limited``: the orders in the minute of event time before this one reach the limit."""
     limit = ctx.config.trading_order_rate_limit_per_minute
     start = draft.event_ts - ORDER_RATE_WINDOW
-    count = sum(1 for ts in ctx.state.order_ts if start < ts <= draft.event_ts)
+    times = ctx.state.order_ts  # ascending (record_order)
+    count = bisect_right(times, draft.event_ts) - bisect_right(times, start)
     if limit is not None and limit > 0 and count >= limit:
         return rejected("order_rate", "order_rate_limited", orders_last_minute=count, limit=limit)
     return passed("order_rate", orders_last_minute=count, limit=limit)
