@@ -255,7 +255,11 @@ class AccountConfig(BaseModel):
     ``release_lateness_s`` bounds how long the account stage waits for intents from other symbol
     partitions before it processes a window in canonical order. ``None`` (the replay default) holds
     everything until the end of input, which makes the output independent of arrival order exactly; a
-    live engine sets a few seconds of event time.
+    live engine sets a few seconds of event time. A replay whose input is split into several shards
+    (several processes, or ``--shards``) knows every symbol up front and, with ``None``, releases by
+    frontier instead: an input is processed once every symbol's aggregation has promised nothing earlier
+    is still to come, so the account stage works while the input is read and the outputs stay exactly
+    those of holding everything to the end.
 
     Attributes:
         account: The account stage's account label: on its account view and on portfolio intents and
