@@ -3,9 +3,10 @@
 bytewax 0.21.1 places the state of key ``k`` on worker ``h(k) % worker_count``, where ``h`` is Rust's
 ``DefaultHasher`` (SipHash-1-3 with zero keys) over the key's UTF-8 bytes followed by ``0xff`` (how Rust
 hashes a ``str``), and gives a fixed-partitioned source's partitions to workers round robin in
-:meth:`~bytewax.inputs.FixedPartitionedSource.list_parts` order. A replay that puts each symbol in shard
-``worker_of(symbol, shards)`` therefore reads every row on the worker that evaluates it, and no raw row
-is pickled across processes, as long as the worker count divides the shard count.
+:meth:`~bytewax.inputs.FixedPartitionedSource.list_parts` order. A replay that puts a symbol in shard
+``s`` and keys it by :func:`key_on_worker` (``worker_of(key, shards) == s``) therefore reads every row on
+the worker that evaluates it, and no raw row is pickled across processes, as long as the worker count
+divides the shard count. :class:`WeightedShards` chooses the shards, giving the account's fewer symbols.
 
 This is a placement detail, never a correctness one: were bytewax to place keys differently, rows would
 cross between processes as they do for any other source. ``tests/connectors/test_key_placement.py`` runs

@@ -22,6 +22,11 @@ def part_path(parts_dir: Path, stream: str, worker_index: int) -> Path:
     return parts_dir / f"{stream}-w{worker_index:03d}{PART_SUFFIX}"
 
 
+def part_paths(parts_dir: Path, stream: str) -> list[Path]:
+    """Every worker's part file of ``stream``, in worker order."""
+    return sorted(parts_dir.glob(f"{stream}-w*{PART_SUFFIX}"))
+
+
 class _PartFilePartition(StatelessSinkPartition[Any]):
     def __init__(self, path: Path, encode: Encoder) -> None:
         self._handle: TextIO = path.open("a", encoding="utf-8")

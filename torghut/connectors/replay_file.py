@@ -109,6 +109,15 @@ def _split_marker(path: Path, shards: int, account: str) -> dict[str, Any]:
     }
 
 
+def _split_complete(path: Path, shards: int, split_dir: Path, account: str) -> bool:
+    # The marker is written last: present and naming this input, shard count and account, the split is whole.
+    try:
+        found = orjson.loads((split_dir / _SPLIT_MARKER).read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return False
+    return bool(found == _split_marker(path, shards, account))
+
+
 def load_symbol_keys(split_dir: Path) -> dict[str, str]:
     """The state key of every symbol of a split input (:func:`split_shards`), in order of first appearance.
 
@@ -129,17 +138,11 @@ def wait_for_split(
 
     Returns False as soon as ``alive()`` is false (whoever splits has gone), True once the split is there.
     """
-    marker_path = split_dir / _SPLIT_MARKER
-    marker = _split_marker(path, shards, account)
-    while True:
-        try:
-            if orjson.loads(marker_path.read_bytes()) == marker:
-                return True
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            pass
+    while not _split_complete(path, shards, split_dir, account):
         if not alive():
             return False
         time.sleep(0.005)
+    return True
 
 
 def split_shard_file(path: Path, shards: int, split_dir: Path, shard: int, account: str) -> Path:
@@ -148,9 +151,7 @@ def split_shard_file(path: Path, shards: int, split_dir: Path, shard: int, accou
     Raises:
         FileNotFoundError: ``split_dir`` holds no complete split of this file into ``shards`` shards.
     """
-    marker_path = split_dir / _SPLIT_MARKER
-    marker = _split_marker(path, shards, account)
-    if not marker_path.is_file() or orjson.loads(marker_path.read_bytes()) != marker:
+    if not _split_complete(path, shards, split_dir, account):
         msg = f"{split_dir} holds no complete split of {path} into {shards} shards: run split_shards first"
         raise FileNotFoundError(msg)
     return split_dir / f"shard-{shard:03d}.jsonl"
@@ -169,11 +170,10 @@ def split_shards(path: Path, shards: int, out_dir: Path, *, account: str) -> Pat
     The split is deterministic and recorded by a marker naming the source file, its size, the shard count
     and the account: a resumed replay reuses it, anything else splits again.
     """
-    marker = _split_marker(path, shards, account)
-    marker_path = out_dir / _SPLIT_MARKER
-    if marker_path.is_file() and orjson.loads(marker_path.read_bytes()) == marker:
+    if _split_complete(path, shards, out_dir, account):
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    marker_path = out_dir / _SPLIT_MARKER
     marker_path.unlink(missing_ok=True)
     outs = [(out_dir / f"shard-{i:03d}.jsonl").open("wb") for i in range(shards)]
     pending: list[list[bytes]] = [[] for _ in range(shards)]
@@ -203,7 +203,8 @@ def split_shards(path: Path, shards: int, out_dir: Path, *, account: str) -> Pat
         for out in outs:
             out.close()
     (out_dir / _PLACEMENT_FILE).write_bytes(orjson.dumps({"shards": shards, "keys": keys}))
-    marker_path.write_bytes(orjson.dumps(marker))  # last: a split cut short is never taken as complete
+    # Last: a split cut short is never taken as complete.
+    marker_path.write_bytes(orjson.dumps(_split_marker(path, shards, account)))
     return out_dir
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from bytewax.testing import run_main
 
-from torghut.connectors.part_files import PART_SUFFIX, read_count
+from torghut.connectors.part_files import part_paths, read_count
 from torghut.connectors.replay_file import read_json_array, split_shards
 from torghut.contracts.hashing import canonical_json, sha256_hex
 from torghut.dataflow.build import FLOW_ID, STREAM_TYPES, FlowSpec, build_replay_flow, input_split_dir
@@ -225,7 +225,7 @@ def _merge_and_count(
 
 
 def _stream_bytes(parts_dir: Path, stream: str) -> int:
-    return sum(part.stat().st_size for part in parts_dir.glob(f"{stream}-w*{PART_SUFFIX}"))
+    return sum(part.stat().st_size for part in part_paths(parts_dir, stream))
 
 
 def _summarize(
@@ -311,12 +311,10 @@ def _count_by(path: Path, field_name: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def paper_account_summary(
-    out_dir: Path, starting_equity: Decimal, counts: dict[str, int] | None = None
-) -> dict[str, Any]:
+def paper_account_summary(out_dir: Path, starting_equity: Decimal, counts: dict[str, int]) -> dict[str, Any]:
     """Summarise the account after a replay: orders, fills, rejections by reason, equity and P&L.
 
-    ``counts`` (records per merged stream) spares reading the decisions and orders just to count them.
+    ``counts`` are the records per merged stream (the merge counted them).
     """
     rejections: dict[str, int] = {}
     for reasons in _rejection_reasons(out_dir / "rejections.jsonl"):
@@ -327,8 +325,8 @@ def paper_account_summary(
     view = views[-1] if views else {}
     equity = Decimal(view.get("equity", starting_equity))
     return {
-        "decisions": counts["decisions"] if counts else len(_records(out_dir / "decisions.jsonl")),
-        "orders": counts["orders"] if counts else len(_records(out_dir / "orders.jsonl")),
+        "decisions": counts["decisions"],
+        "orders": counts["orders"],
         "fills": sum(1 for e in executions if e.get("status") == "filled"),
         "rejections_by_reason": dict(sorted(rejections.items())),
         "starting_equity": str(starting_equity),

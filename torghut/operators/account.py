@@ -273,7 +273,7 @@ class AccountPipeline:
     def _release_by_frontier(
         self, state: AccountState, items: Sequence[AccountInput], symbols: frozenset[str]
     ) -> tuple[AccountState, list[AccountOutput]]:
-        frontier = state.frontier
+        frontier, released = state.frontier, state.released_through
         inputs: list[AccountInput] = []
         moved: dict[str, datetime] = {}
         for item in items:
@@ -284,10 +284,7 @@ class AccountPipeline:
                 known = moved.get(item.symbol) or frontier.get(item.symbol)
                 if known is None or item.through > known:
                     moved[item.symbol] = item.through
-            else:
-                inputs.append(item)
-        released = state.released_through
-        for item in inputs:
+                continue
             at = canonical_key(item)[0]
             if released is not None and at <= released:
                 msg = (
@@ -296,6 +293,7 @@ class AccountPipeline:
                     "symbol's progress bound, so the release order would depend on timing"
                 )
                 raise RuntimeError(msg)
+            inputs.append(item)
         if moved:
             frontier = FrozenMap({**frontier, **moved})
         pending = (*state.pending, *inputs)
@@ -303,11 +301,13 @@ class AccountPipeline:
         if not pending or len(frontier) < len(symbols) or not moved:
             return state, []
         through = min(frontier.values())
-        ready = [i for i in pending if canonical_key(i)[0] < through]
+        ready: list[AccountInput] = []
+        held: list[AccountInput] = []
+        for item in pending:
+            (ready if canonical_key(item)[0] < through else held).append(item)
         if not ready:
             return state, []
-        held = tuple(i for i in pending if canonical_key(i)[0] >= through)
-        return self._release(dataclasses.replace(state, pending=held), ready, final=False)
+        return self._release(dataclasses.replace(state, pending=tuple(held)), ready, final=False)
 
     def flush(self, state: AccountState) -> tuple[AccountState, list[AccountOutput]]:
         """Process everything still pending (end of input) and emit the final account view."""

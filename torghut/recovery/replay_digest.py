@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from torghut.connectors.part_files import PART_SUFFIX
+from torghut.connectors.part_files import part_paths
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.hashing import StreamDigest, canonical_json, record_json
 from torghut.contracts.signal import DeadLetter, InputPosition
@@ -90,7 +90,7 @@ def _part_pairs(parts: Iterable[Path]) -> list[tuple[bytes, bytes]]:
 
 def merge_stream(parts_dir: Path, stream: str, out_path: Path) -> StreamSummary:
     """Merge ``stream``'s part files into ``out_path`` in canonical order and digest the result."""
-    pairs = _part_pairs(sorted(parts_dir.glob(f"{stream}-w*{PART_SUFFIX}")))
+    pairs = _part_pairs(part_paths(parts_dir, stream))
     pairs.sort()
     lines: list[bytes] = []
     previous = None
