@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from torghut.connectors.replay_file import read_json_array
@@ -144,3 +145,68 @@ def test_a_missing_or_stale_split_is_refused_with_the_fix(tmp_path: Path) -> Non
     path.write_text('{"symbol":"A"}\n{"symbol":"B"}\n{"symbol":"C"}\n')  # the input changed
     with pytest.raises(FileNotFoundError, match="no complete split"):
         source.build_part("in", "shard-000", None)
+
+
+def _shard_rows(path: Path, split_dir: Path, shards: int) -> list[list[Any]]:
+    from torghut.connectors.replay_file import ReplayFileSource
+
+    source = ReplayFileSource(path, shards=shards, batch_size=7, split_dir=split_dir, account="paper")
+    return [_read_all(source, part)[0] for part in source.list_parts()]
+
+
+def _placement(split_dir: Path) -> dict[str, Any]:
+    placement: dict[str, Any] = orjson.loads((split_dir / "placement.json").read_bytes())
+    return placement
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_a_parallel_split_gives_every_shard_the_rows_of_a_serial_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    from torghut.connectors import replay_file
+    from torghut.connectors.replay_file import load_symbol_keys, split_event_count, split_shards
+
+    monkeypatch.setattr(replay_file, "_SPLIT_MIN_JOB_BYTES", 64)  # so this small file is cut in ranges
+    rows = [f'{{"symbol":"S{i % 11}","seq":{i}}}' for i in range(300)]
+    rows[40] = ""  # blank lines keep their numbers, wherever a range starts
+    rows[150] = "   "
+    rows[151] = '{"symbol":"S3","note":"with a carriage return"}\r'
+    rows[220] = "{not json"
+    path = tmp_path / "signals.jsonl"
+    path.write_text("\n".join(rows))  # no newline after the last row
+    serial = split_shards(path, 3, tmp_path / "serial", account="paper")
+    parallel = split_shards(path, 3, tmp_path / "parallel", account="paper", jobs=jobs)
+    assert _placement(serial)["jobs"] == 1
+    assert _placement(parallel)["jobs"] == jobs  # every range's symbols are in the head: no fallback
+    assert list(load_symbol_keys(parallel).items()) == list(load_symbol_keys(serial).items())
+    assert split_event_count(parallel) == split_event_count(serial) == 298
+    assert _shard_rows(path, parallel, 3) == _shard_rows(path, serial, 3)
+    # A partition resumed from any snapshot, across its range files, continues where it stopped.
+    source = replay_file.ReplayFileSource(path, shards=3, batch_size=7, split_dir=parallel, account="paper")
+    for part in source.list_parts():
+        whole, _ = _read_all(source, part)
+        first = source.build_part("in", part, None)
+        head = first.next_batch() + first.next_batch() + first.next_batch()
+        first.close()
+        rest, _ = _read_all(source, part, first.snapshot())
+        assert head + rest == whole
+
+
+def test_a_symbol_the_head_does_not_place_makes_the_split_serial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torghut.connectors import replay_file
+    from torghut.connectors.replay_file import load_symbol_keys, split_shards
+
+    monkeypatch.setattr(replay_file, "_SPLIT_MIN_JOB_BYTES", 64)
+    monkeypatch.setattr(replay_file, "_SPLIT_HEAD_BYTES", 200)
+    rows = [f'{{"symbol":"S{i % 5}","seq":{i}}}' for i in range(200)]
+    rows[180] = '{"symbol":"LATE","seq":180}'  # first appears in the last range, past the head
+    path = tmp_path / "signals.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    serial = split_shards(path, 2, tmp_path / "serial", account="paper")
+    parallel = split_shards(path, 2, tmp_path / "parallel", account="paper", jobs=2)
+    assert _placement(parallel)["jobs"] == 1  # split again in one process
+    assert sorted(p.name for p in parallel.glob("shard-*")) == ["shard-000-000.jsonl", "shard-001-000.jsonl"]
+    assert list(load_symbol_keys(parallel)) == ["S0", "S1", "S2", "S3", "S4", "LATE"]
+    assert _shard_rows(path, parallel, 2) == _shard_rows(path, serial, 2)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -54,22 +57,115 @@ def test_a_worker_waits_for_the_split_and_gives_up_when_the_splitter_is_gone(tmp
     splitter.join()
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "new-interpreter"])
 def test_a_failed_split_stops_the_started_workers_and_raises(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
 ) -> None:
     from torghut.dataflow import replay as replay_module
 
     def broken_split(*_: object, **__: object) -> None:
         raise OSError("disk full")
 
+    started: list[object] = []
+    start_worker = replay_module._start_worker
+
+    def recording_start(args: list[str], log: Path, *, fork: bool) -> object:
+        worker = start_worker(args, log, fork=fork)
+        started.append(worker)
+        return worker
+
     monkeypatch.setattr(replay_module, "split_shards", broken_split)
+    monkeypatch.setattr(replay_module, "can_fork_workers", lambda: fork)
+    monkeypatch.setattr(replay_module, "_start_worker", recording_start)
     signals = tmp_path / "signals.jsonl"
     write_sample_signals(signals, 3, 1, seed=1)
     spec = FlowSpec(signals=signals, catalog=CATALOG, parts_dir=tmp_path / ".parts")
     with pytest.raises(OSError, match="disk full"):
         replay_module.run_replay(spec, tmp_path / "out", processes=2)
+    assert len(started) == 2
+    assert all(worker.poll() is not None for worker in started)  # type: ignore[attr-defined]
     spec_path = str(tmp_path / ".parts" / "spec.json")
     assert not [pid for pid in _pids() if spec_path in _cmdline(pid)]  # no worker left behind
+
+
+_IN_A_FRESH_INTERPRETER = """
+import json, sys, threading
+from pathlib import Path
+from torghut.dataflow import replay
+from torghut.dataflow.build import FlowSpec
+
+single = replay.can_fork_workers()
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+with_thread = replay.can_fork_workers()
+stop.set()
+other.join()
+modes = []
+start_worker = replay._start_worker
+def recording_start(args, log, *, fork):
+    modes.append(fork)
+    return start_worker(args, log, fork=fork)
+replay._start_worker = recording_start
+signals, catalog, work = map(Path, sys.argv[1:])
+spec = FlowSpec(signals=signals, catalog=catalog, parts_dir=work / ".parts")
+result = replay.run_replay(spec, work / "out", processes=2)
+print(json.dumps({"single": single, "with_thread": with_thread, "forked": modes,
+                  "digest": result.summary["digest"]}))
+"""
+
+
+def test_workers_are_forked_from_a_single_threaded_process_with_the_outputs_of_new_interpreters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torghut.dataflow import replay as replay_module
+
+    signals = tmp_path / "signals.jsonl"
+    write_sample_signals(signals, 4, 2, seed=3)
+    # A fresh interpreter runs one thread (this test process may run others, started by fixtures).
+    ran = subprocess.run(
+        [sys.executable, "-c", _IN_A_FRESH_INTERPRETER, str(signals), str(CATALOG), str(tmp_path / "forked")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    forked = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert forked["single"] is True
+    assert forked["with_thread"] is False  # another thread: no fork
+    assert forked["forked"] == [True, True]
+    monkeypatch.setattr(replay_module, "can_fork_workers", lambda: False)
+    spec = FlowSpec(signals=signals, catalog=CATALOG, parts_dir=tmp_path / "new" / ".parts")
+    new = replay_module.run_replay(spec, tmp_path / "new" / "out", processes=2)
+    assert new.streams["intents"].count > 0
+    assert forked["digest"] == new.summary["digest"]
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "new-interpreter"])
+def test_a_failing_worker_fails_the_replay_with_the_end_of_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
+) -> None:
+    from torghut.dataflow import replay as replay_module
+
+    monkeypatch.setattr(replay_module, "can_fork_workers", lambda: fork)
+    signals = tmp_path / "signals.jsonl"
+    write_sample_signals(signals, 3, 1, seed=1)
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(CATALOG.read_text())
+    spec = FlowSpec(signals=signals, catalog=catalog, parts_dir=tmp_path / ".parts")
+    spec_path = spec.parts_dir / "spec.json"
+    run_cluster = replay_module._run_cluster
+
+    def break_catalog_then_run(*args: object, **kwargs: object) -> None:
+        catalog.write_text(
+            "strategies: [{strategy_id: broken, strategy_type: no_such_plugin}]\n"
+        )  # workers fail
+        run_cluster(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replay_module, "_run_cluster", break_catalog_then_run)
+    with pytest.raises(replay_module.ReplayError, match="replay worker 0 of 2 failed") as failure:
+        replay_module.run_replay(spec, tmp_path / "out", processes=2)
+    assert "broken" in str(failure.value)  # the log's end names what failed
+    assert spec_path.is_file()
 
 
 def _pids() -> list[str]:

@@ -14,9 +14,12 @@ so bytewax recovery resumes exactly after the last emitted batch.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,11 +36,15 @@ from torghut.operators.decode import routing_symbol
 REPLAY_BATCH_SIZE = 10_000
 ResumeState = tuple[int, int]
 #: Names the symbol-to-shard function in the split marker: a split made by another function is redone.
-SHARD_PLACEMENT = "bytewax-0.21-siphash13-weighted"
+SHARD_PLACEMENT = "bytewax-0.21-siphash13-weighted-ranges"
 
 _PROBE_BYTES = 4096
 _SPLIT_BUFFER = 1 << 20
 _SPLIT_CHUNK_LINES = 8192  # two pieces per line
+# A range of a parallel split is at least this large: forking costs more than splitting a small file.
+_SPLIT_MIN_JOB_BYTES = 8 << 20
+# The head of the file whose symbols every range of a parallel split places first (about 5,000 rows).
+_SPLIT_HEAD_BYTES = 4 << 20
 _NEWLINE = ord("\n")
 
 
@@ -145,8 +152,8 @@ def wait_for_split(
     return True
 
 
-def split_shard_file(path: Path, shards: int, split_dir: Path, shard: int, account: str) -> Path:
-    """Return the file :func:`split_shards` wrote for ``shard`` of ``path``.
+def split_shard_files(path: Path, shards: int, split_dir: Path, shard: int, account: str) -> list[Path]:
+    """Return the files :func:`split_shards` wrote for ``shard`` of ``path``: its rows are theirs, in order.
 
     Raises:
         FileNotFoundError: ``split_dir`` holds no complete split of this file into ``shards`` shards.
@@ -154,18 +161,35 @@ def split_shard_file(path: Path, shards: int, split_dir: Path, shard: int, accou
     if not _split_complete(path, shards, split_dir, account):
         msg = f"{split_dir} holds no complete split of {path} into {shards} shards: run split_shards first"
         raise FileNotFoundError(msg)
-    return split_dir / f"shard-{shard:03d}.jsonl"
+    jobs: int = orjson.loads((split_dir / _PLACEMENT_FILE).read_bytes())["jobs"]
+    return [_range_file(split_dir, shard, job) for job in range(jobs)]
 
 
-def split_shards(path: Path, shards: int, out_dir: Path, *, account: str) -> Path:
-    """Split a JSONL signal file into one file per symbol shard, once; return the directory.
+def split_event_count(split_dir: Path) -> int | None:
+    """The events (non-blank lines) of a completely split input, counted by the split; None without one."""
+    if not (split_dir / _SPLIT_MARKER).is_file():
+        return None
+    events: int = orjson.loads((split_dir / _PLACEMENT_FILE).read_bytes())["events"]
+    return events
 
-    Each shard file holds its rows in file order as ``<line number><TAB><row>``, so a partition reads only its
+
+def split_shards(path: Path, shards: int, out_dir: Path, *, account: str, jobs: int = 1) -> Path:
+    """Split a JSONL signal file into per-shard files once, in up to ``jobs`` processes; return the directory.
+
+    Each shard's rows are written in file order as ``<line number><TAB><row>``, so a partition reads only its
     own rows instead of scanning the whole file (which every partition of a multi-process replay would
-    otherwise do). Symbols are spread over the shards as they first appear
+    otherwise do). Symbols are spread over the shards as they first appear in the file
     (:class:`~torghut.connectors.key_placement.WeightedShards`), the shard of ``account``'s worker taking
     fewer, and ``placement.json`` maps each symbol to the state key that bytewax places on its shard's worker
     (:func:`load_symbol_keys`). Rows without a routing symbol go to shard ``worker_of("", shards)``.
+
+    With ``jobs > 1`` the file is cut into that many ranges of whole lines, each split by a forked process
+    into one file per shard and range. The first range places symbols as they appear; every other range
+    places them as the file's head (its first lines) does, which is the same placement as long as every
+    symbol of the range appears in the head (as in a file of bars, where every symbol has a row in the first
+    seconds). When a range meets a symbol the head does not place, the whole file is split again in one
+    process. Either way a shard's rows, read from its files in order (:func:`split_shard_files`), are the
+    same.
 
     The split is deterministic and recorded by a marker naming the source file, its size, the shard count
     and the account: a resumed replay reuses it, anything else splits again.
@@ -175,37 +199,156 @@ def split_shards(path: Path, shards: int, out_dir: Path, *, account: str) -> Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     marker_path = out_dir / _SPLIT_MARKER
     marker_path.unlink(missing_ok=True)
-    outs = [(out_dir / f"shard-{i:03d}.jsonl").open("wb") for i in range(shards)]
-    pending: list[list[bytes]] = [[] for _ in range(shards)]
-    spread = WeightedShards(shards, light=worker_of(account, shards))
-    shard_of: dict[str, int] = {"": worker_of("", shards)}
-    keys: dict[str, str] = {}
-    try:
-        with path.open("rb", buffering=_SPLIT_BUFFER) as handle:
-            for line_no, line in enumerate(handle, 1):
-                stripped = line.strip()
-                if stripped:
-                    symbol = routing_symbol(stripped)
-                    shard = shard_of.get(symbol)
-                    if shard is None:
-                        shard = shard_of[symbol] = spread.next()
-                        keys[symbol] = key_on_worker(symbol, shard, shards)
-                    chunk = pending[shard]
-                    chunk.append(b"%d\t" % line_no)
-                    if len(stripped) + 1 == len(line) and line[-1] == _NEWLINE:
-                        chunk.append(line)  # already the row and its newline: no copy
-                    else:
-                        chunk.append(stripped + b"\n")
-                    if len(chunk) >= _SPLIT_CHUNK_LINES:
-                        _flush_chunks(outs, pending)
-        _flush_chunks(outs, pending)
-    finally:
-        for out in outs:
-            out.close()
-    (out_dir / _PLACEMENT_FILE).write_bytes(orjson.dumps({"shards": shards, "keys": keys}))
+    ranges = _line_ranges(path, jobs)
+    splits: list[_RangeSplit | None] = [None]
+    if len(ranges) > 1:
+        _remove_range_files(out_dir)
+        # The caller has imported everything a range needs: forked processes start at once.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
+            tasks = [
+                _RangeTask(path, shards, account, out_dir, job, bounds) for job, bounds in enumerate(ranges)
+            ]
+            splits = list(pool.map(_split_range, tasks))
+    if None in splits:
+        _remove_range_files(out_dir)
+        splits = [_split_range(_RangeTask(path, shards, account, out_dir, 0, (0, path.stat().st_size)))]
+    done = [split for split in splits if split is not None]
+    # The first range placed every symbol of the file (any other range placing one it did not is a miss).
+    placement = {
+        "shards": shards,
+        "jobs": len(done),
+        "events": sum(s.events for s in done),
+        "keys": done[0].keys,
+    }
+    (out_dir / _PLACEMENT_FILE).write_bytes(orjson.dumps(placement))
     # Last: a split cut short is never taken as complete.
     marker_path.write_bytes(orjson.dumps(_split_marker(path, shards, account)))
     return out_dir
+
+
+@dataclass(frozen=True, slots=True)
+class _RangeTask:
+    path: Path
+    shards: int
+    account: str
+    out_dir: Path
+    job: int
+    bounds: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _RangeSplit:
+    #: Non-blank lines of the range: input events.
+    events: int
+    #: The state key of every symbol the range placed, in order of first appearance.
+    keys: dict[str, str]
+
+
+class _Placement:
+    """Symbols to shards in order of first appearance (:class:`WeightedShards`), with their state keys."""
+
+    def __init__(self, shards: int, account: str) -> None:
+        self._shards = shards
+        self._spread = WeightedShards(shards, light=worker_of(account, shards))
+        self.shard_of: dict[str, int] = {"": worker_of("", shards)}
+        self.keys: dict[str, str] = {}
+
+    def place(self, symbol: str) -> int:
+        shard = self.shard_of[symbol] = self._spread.next()
+        self.keys[symbol] = key_on_worker(symbol, shard, self._shards)
+        return shard
+
+
+def _line_ranges(path: Path, jobs: int) -> list[tuple[int, int]]:
+    # ``jobs`` byte ranges of whole lines (each starts where a line starts), none smaller than a minimum.
+    size = path.stat().st_size
+    jobs = max(1, min(jobs, size // _SPLIT_MIN_JOB_BYTES))
+    starts = [0]
+    with path.open("rb") as handle:
+        for job in range(1, jobs):
+            handle.seek(size * job // jobs - 1)
+            handle.readline()  # to the start of the first line at or after the cut
+            at = handle.tell()
+            if starts[-1] < at < size:
+                starts.append(at)
+    return list(pairwise([*starts, size]))
+
+
+def _range_lines(handle: BinaryIO, start: int, end: int) -> Iterator[bytes]:
+    handle.seek(start)
+    at = start
+    for line in handle:
+        if at >= end:
+            return
+        at += len(line)
+        yield line
+
+
+def _lines_before(handle: BinaryIO, offset: int) -> int:
+    # Lines that end before ``offset`` (a line start): the newlines before it.
+    handle.seek(0)
+    newlines = 0
+    left = offset
+    while left > 0:
+        block = handle.read(min(left, _SPLIT_BUFFER))
+        if not block:
+            break
+        newlines += block.count(b"\n")
+        left -= len(block)
+    return newlines
+
+
+def _split_range(task: _RangeTask) -> _RangeSplit | None:
+    """Write a range's rows to its shard files; None when the range meets a symbol its head does not place."""
+    start, end = task.bounds
+    placement = _Placement(task.shards, task.account)
+    shard_of = placement.shard_of
+    pending: list[list[bytes]] = [[] for _ in range(task.shards)]
+    events = 0
+    with task.path.open("rb", buffering=_SPLIT_BUFFER) as handle:
+        if start > 0:  # place the symbols of the file's head, as the first range does
+            for line in _range_lines(handle, 0, min(start, _SPLIT_HEAD_BYTES)):
+                symbol = routing_symbol(line.strip())
+                if symbol not in shard_of:
+                    placement.place(symbol)
+        line_no = _lines_before(handle, start)
+        outs = [_range_file(task.out_dir, shard, task.job).open("wb") for shard in range(task.shards)]
+        try:
+            for line in _range_lines(handle, start, end):
+                line_no += 1
+                stripped = line.strip()
+                if not stripped:
+                    continue
+                events += 1
+                symbol = routing_symbol(stripped)
+                shard = shard_of.get(symbol)
+                if shard is None:
+                    if start > 0:
+                        return None  # placed by an earlier range, or later than the head: not known here
+                    shard = placement.place(symbol)
+                chunk = pending[shard]
+                chunk.append(b"%d\t" % line_no)
+                if len(stripped) + 1 == len(line) and line[-1] == _NEWLINE:
+                    chunk.append(line)  # already the row and its newline: no copy
+                else:
+                    chunk.append(stripped + b"\n")
+                if len(chunk) >= _SPLIT_CHUNK_LINES:
+                    _flush_chunks(outs, pending)
+            _flush_chunks(outs, pending)
+        finally:
+            for out in outs:
+                out.close()
+    return _RangeSplit(events, placement.keys)
+
+
+def _range_file(split_dir: Path, shard: int, job: int) -> Path:
+    return split_dir / f"shard-{shard:03d}-{job:03d}.jsonl"
+
+
+def _remove_range_files(split_dir: Path) -> None:
+    for stale in split_dir.glob("shard-*.jsonl"):
+        stale.unlink()
 
 
 def _flush_chunks(outs: Sequence[BinaryIO], pending: list[list[bytes]]) -> None:
@@ -275,40 +418,73 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, ResumeState]):
         self._handle.close()
 
 
-class _SplitPartition(_JsonlPartition):
-    """One shard file written by :func:`split_shards`: every row is this shard's, with its line number."""
+class _SplitPartition(StatefulSourcePartition[RawRecord, ResumeState]):
+    """One shard's files written by :func:`split_shards`: every row is this shard's, with its line number.
+
+    The resume offset counts bytes over the shard's files as if they were one.
+    """
 
     def __init__(
         self,
         source: str,
-        shard_file: Path,
+        files: Sequence[Path],
         shard: int,
         batch_size: int,
         resume: ResumeState | None,
         progress: ProgressCallback | None,
     ) -> None:
-        super().__init__(shard_file, shard, 1, batch_size, resume, progress)
         self._source = source
+        self._label = "line"
+        self._shard = shard
+        self._batch_size = batch_size
+        self._progress = progress
+        self._files = list(files)
+        sizes = [file.stat().st_size for file in self._files]
+        self._total = sum(sizes)
+        offset, self._line_no = resume if resume is not None else (0, 0)
+        self._offset = offset
+        # The file holding ``offset`` (past the last one when everything was read), and where in it.
+        self._next_file = 0
+        for size in sizes:
+            if offset < size:
+                break
+            offset -= size
+            self._next_file += 1
+        self._handle: BinaryIO | None = None
+        if self._next_file < len(self._files):
+            self._handle = self._open_next()
+            self._handle.seek(offset)
+
+    def _open_next(self) -> BinaryIO:
+        handle = self._files[self._next_file].open("rb")
+        self._next_file += 1
+        return handle
 
     def next_batch(self) -> list[RawRecord]:
         batch: list[RawRecord] = []
-        handle = self._handle
         source, label = self._source, self._label
-        while len(batch) < self._batch_size:
-            line = handle.readline()
+        while len(batch) < self._batch_size and self._handle is not None:
+            line = self._handle.readline()
             if not line:
-                if self._progress is not None:
-                    self._progress(ReplayProgress(self._shard, self._total, self._total))
-                if batch:
-                    return batch
-                raise StopIteration
+                self._handle.close()
+                self._handle = self._open_next() if self._next_file < len(self._files) else None
+                continue
             self._offset += len(line)
             tab = line.index(b"\t")
             self._line_no = int(line[:tab])
             batch.append((line[tab + 1 : -1], InputPosition(source, label, self._line_no)))
         if self._progress is not None:
             self._progress(ReplayProgress(self._shard, self._offset, self._total))
+        if not batch and self._handle is None:
+            raise StopIteration
         return batch
+
+    def snapshot(self) -> ResumeState:
+        return (self._offset, self._line_no)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
 
 
 class _ArrayPartition(StatefulSourcePartition[RawRecord, ResumeState]):
@@ -399,8 +575,6 @@ class ReplayFileSource(FixedPartitionedSource[RawRecord, ResumeState]):
                 items, self.path.name, shard, self.shards, self.batch_size, resume_state, self.progress
             )
         if self.split_dir is not None and self.shards > 1:
-            shard_file = split_shard_file(self.path, self.shards, self.split_dir, shard, self.account)
-            return _SplitPartition(
-                self.path.name, shard_file, shard, self.batch_size, resume_state, self.progress
-            )
+            files = split_shard_files(self.path, self.shards, self.split_dir, shard, self.account)
+            return _SplitPartition(self.path.name, files, shard, self.batch_size, resume_state, self.progress)
         return _JsonlPartition(self.path, shard, self.shards, self.batch_size, resume_state, self.progress)

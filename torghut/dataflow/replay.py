@@ -20,14 +20,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from bytewax.testing import run_main
 
 from torghut.connectors.part_files import part_paths, read_count
-from torghut.connectors.replay_file import read_json_array, split_shards
+from torghut.connectors.replay_file import read_json_array, split_event_count, split_shards
 from torghut.contracts.hashing import canonical_json, sha256_hex
+from torghut.dataflow import worker
 from torghut.dataflow.build import FLOW_ID, STREAM_TYPES, FlowSpec, build_replay_flow, input_split_dir
 from torghut.dataflow.gc_tuning import tuned_gc
 from torghut.dataflow.progress import ProgressFiles, read_fraction
@@ -81,24 +82,76 @@ def free_addresses(count: int) -> list[str]:
             sock.close()
 
 
+class _Worker(Protocol):
+    def wait(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
+class _ForkedWorker:
+    """A worker process forked from this one (the :class:`subprocess.Popen` calls the cluster uses)."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._process = process
+
+    def wait(self) -> int:
+        self._process.join()
+        return self._process.exitcode or 0
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def kill(self) -> None:
+        self._process.kill()
+        self._process.join()
+
+
+def can_fork_workers() -> bool:
+    """Whether workers may be forked from this process: it runs one thread (Linux ``/proc/self/task``).
+
+    A forked worker skips the interpreter start and the imports (about a third of a second each), but a
+    fork copies only the calling thread, so a process with other threads (which may hold locks) starts its
+    workers as new interpreters instead.
+    """
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def _forked_main(args: list[str], log: Path) -> None:
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
+    sys.exit(worker.main(args))
+
+
+def _start_worker(args: list[str], log: Path, *, fork: bool) -> _Worker:
+    if fork:
+        process = multiprocessing.get_context("fork").Process(
+            target=_forked_main, args=(args, log), name=f"torghut-worker-{args[1]}"
+        )
+        process.start()
+        return _ForkedWorker(process)
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "torghut.dataflow.worker", *args], stdout=out, stderr=subprocess.STDOUT
+        )
+
+
 def _run_cluster(
     spec_path: Path, processes: int, parts_dir: Path, meanwhile: Callable[[], None] | None = None
 ) -> None:
     """Run the cluster's worker processes, calling ``meanwhile`` once they are started."""
     addresses = ";".join(free_addresses(processes))
-    env = dict(os.environ)
     logs = [parts_dir / f"worker-{i}.log" for i in range(processes)]
-    procs = []
-    for index in range(processes):
-        with logs[index].open("wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "torghut.dataflow.worker", str(spec_path), str(index), addresses],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-            )
+    fork = can_fork_workers()
+    procs = [_start_worker([str(spec_path), str(i), addresses], logs[i], fork=fork) for i in range(processes)]
     if meanwhile is not None:
         try:
             meanwhile()
@@ -151,11 +204,15 @@ def _prepare(spec: FlowSpec, processes: int) -> tuple[FlowSpec, RecoveryStore | 
     return spec, store
 
 
-def _split_input(spec: FlowSpec) -> None:
-    """Split a JSONL input of several shards, once, here: each worker reads only its shards' files."""
+def _split_input(spec: FlowSpec, processes: int) -> None:
+    """Split a JSONL input of several shards, once, here: each worker reads only its shards' files.
+
+    The split runs in as many processes as the replay (its workers wait for it).
+    """
     split_dir = input_split_dir(spec)
     if split_dir is not None:
-        split_shards(spec.signals, spec.shards or 1, split_dir, account=spec.engine.account.account)
+        account = spec.engine.account.account
+        split_shards(spec.signals, spec.shards or 1, split_dir, account=account, jobs=processes)
 
 
 def _execute(spec: FlowSpec, processes: int, store: RecoveryStore | None) -> None:
@@ -164,9 +221,9 @@ def _execute(spec: FlowSpec, processes: int, store: RecoveryStore | None) -> Non
         spec_path = spec.parts_dir / "spec.json"
         spec_path.write_text(spec.model_dump_json(), encoding="utf-8")
         # The workers start (interpreter, imports) while the input is split; they wait for the split.
-        _run_cluster(spec_path, processes, spec.parts_dir, lambda: _split_input(spec))
+        _run_cluster(spec_path, processes, spec.parts_dir, lambda: _split_input(spec, processes))
         return
-    _split_input(spec)
+    _split_input(spec, processes)
     flow = build_replay_flow(spec, ProgressFiles(spec.parts_dir))
     with tuned_gc():
         if store is None:
@@ -210,18 +267,25 @@ def run_replay(
 
 
 def _merge_and_count(
-    parts_dir: Path, out_dir: Path, names: list[str], signals: Path, processes: int
+    spec: FlowSpec, out_dir: Path, names: list[str], processes: int
 ) -> tuple[dict[str, StreamSummary], int]:
-    """Merge every stream and count the input events; a run of several processes does it in as many."""
+    """Merge every stream and count the input events; a run of several processes does it in as many.
+
+    A split input's events were counted by the split, from the input file.
+    """
+    parts_dir = spec.parts_dir
+    split_dir = input_split_dir(spec)
+    events = None if split_dir is None else split_event_count(split_dir)
     if processes <= 1:
         merged = {name: merge_stream(parts_dir, name, out_dir / f"{name}.jsonl") for name in names}
-        return merged, count_input_events(signals)
+        return merged, count_input_events(spec.signals) if events is None else events
     # The parent has run no flow (its workers did), so forking it copies no bytewax runtime.
     with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("fork")) as pool:
         largest_first = sorted(names, key=lambda name: -_stream_bytes(parts_dir, name))
         merging = {n: pool.submit(merge_stream, parts_dir, n, out_dir / f"{n}.jsonl") for n in largest_first}
-        counting = pool.submit(count_input_events, signals)
-        return {name: merging[name].result() for name in names}, counting.result()
+        if events is None:
+            events = pool.submit(count_input_events, spec.signals).result()
+        return {name: merging[name].result() for name in names}, events
 
 
 def _stream_bytes(parts_dir: Path, stream: str) -> int:
@@ -234,7 +298,7 @@ def _summarize(
     """Merge the part files canonically, digest every stream and write ``summary.json``."""
     parts_dir = spec.parts_dir
     names = [*STREAMS, "features"] if spec.emit_features else list(STREAMS)
-    streams, events_in = _merge_and_count(parts_dir, out_dir, names, spec.signals, processes)
+    streams, events_in = _merge_and_count(spec, out_dir, names, processes)
     dead_by_stage = _count_by(out_dir / "dead_letters.jsonl", "stage")
     counts = {name: s.count for name, s in streams.items()}
     paper = paper_account_summary(out_dir, spec.engine.account.starting_equity, counts)
