@@ -159,14 +159,16 @@ def _placement(split_dir: Path) -> dict[str, Any]:
     return placement
 
 
-@pytest.mark.parametrize("jobs", [2, 3])
+@pytest.mark.parametrize(("jobs", "fork"), [(2, True), (3, True), (2, False)])
 def test_a_parallel_split_gives_every_shard_the_rows_of_a_serial_split(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int, fork: bool
 ) -> None:
+    from torghut import forking
     from torghut.connectors import replay_file
     from torghut.connectors.replay_file import load_symbol_keys, split_event_count, split_shards
 
     monkeypatch.setattr(replay_file, "_SPLIT_MIN_JOB_BYTES", 64)  # so this small file is cut in ranges
+    monkeypatch.setattr(forking, "can_fork", lambda: fork)  # forked processes, or new interpreters
     rows = [f'{{"symbol":"S{i % 11}","seq":{i}}}' for i in range(300)]
     rows[40] = ""  # blank lines keep their numbers, wherever a range starts
     rows[150] = "   "
@@ -192,12 +194,15 @@ def test_a_parallel_split_gives_every_shard_the_rows_of_a_serial_split(
         assert head + rest == whole
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "new-interpreters"])
 def test_a_symbol_the_head_does_not_place_makes_the_split_serial(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
 ) -> None:
+    from torghut import forking
     from torghut.connectors import replay_file
     from torghut.connectors.replay_file import load_symbol_keys, split_shards
 
+    monkeypatch.setattr(forking, "can_fork", lambda: fork)
     monkeypatch.setattr(replay_file, "_SPLIT_MIN_JOB_BYTES", 64)
     monkeypatch.setattr(replay_file, "_SPLIT_HEAD_BYTES", 200)
     rows = [f'{{"symbol":"S{i % 5}","seq":{i}}}' for i in range(200)]

@@ -75,7 +75,7 @@ def test_a_failed_split_stops_the_started_workers_and_raises(
         return worker
 
     monkeypatch.setattr(replay_module, "split_shards", broken_split)
-    monkeypatch.setattr(replay_module, "can_fork_workers", lambda: fork)
+    monkeypatch.setattr(replay_module, "can_fork", lambda: fork)
     monkeypatch.setattr(replay_module, "_start_worker", recording_start)
     signals = tmp_path / "signals.jsonl"
     write_sample_signals(signals, 3, 1, seed=1)
@@ -94,11 +94,11 @@ from pathlib import Path
 from torghut.dataflow import replay
 from torghut.dataflow.build import FlowSpec
 
-single = replay.can_fork_workers()
+single = replay.can_fork()
 stop = threading.Event()
 other = threading.Thread(target=stop.wait)
 other.start()
-with_thread = replay.can_fork_workers()
+with_thread = replay.can_fork()
 stop.set()
 other.join()
 modes = []
@@ -133,7 +133,7 @@ def test_workers_are_forked_from_a_single_threaded_process_with_the_outputs_of_n
     assert forked["single"] is True
     assert forked["with_thread"] is False  # another thread: no fork
     assert forked["forked"] == [True, True]
-    monkeypatch.setattr(replay_module, "can_fork_workers", lambda: False)
+    monkeypatch.setattr(replay_module, "can_fork", lambda: False)
     spec = FlowSpec(signals=signals, catalog=CATALOG, parts_dir=tmp_path / "new" / ".parts")
     new = replay_module.run_replay(spec, tmp_path / "new" / "out", processes=2)
     assert new.streams["intents"].count > 0
@@ -146,7 +146,7 @@ def test_a_failing_worker_fails_the_replay_with_the_end_of_its_log(
 ) -> None:
     from torghut.dataflow import replay as replay_module
 
-    monkeypatch.setattr(replay_module, "can_fork_workers", lambda: fork)
+    monkeypatch.setattr(replay_module, "can_fork", lambda: fork)
     signals = tmp_path / "signals.jsonl"
     write_sample_signals(signals, 3, 1, seed=1)
     catalog = tmp_path / "catalog.yaml"

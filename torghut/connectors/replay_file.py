@@ -14,10 +14,8 @@ so bytewax recovery resumes exactly after the last emitted batch.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -28,6 +26,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from torghut.connectors.key_placement import WeightedShards, key_on_worker, worker_of
 from torghut.contracts.signal import InputPosition, RawRecord
+from torghut.forking import process_pool
 from torghut.operators.decode import routing_symbol
 
 #: Lines per source batch of a replay. Every symbol's share of a batch is evaluated as one symbol batch,
@@ -125,16 +124,25 @@ def _split_complete(path: Path, shards: int, split_dir: Path, account: str) -> b
     return bool(found == _split_marker(path, shards, account))
 
 
+def _placement(split_dir: Path) -> dict[str, Any] | None:
+    # ``placement.json`` of a complete split (any split whose marker was written), else None.
+    if not (split_dir / _SPLIT_MARKER).is_file():
+        return None
+    placement: dict[str, Any] = orjson.loads((split_dir / _PLACEMENT_FILE).read_bytes())
+    return placement
+
+
 def load_symbol_keys(split_dir: Path) -> dict[str, str]:
     """The state key of every symbol of a split input (:func:`split_shards`), in order of first appearance.
 
     Raises:
         FileNotFoundError: ``split_dir`` holds no complete split.
     """
-    if not (split_dir / _SPLIT_MARKER).is_file():
+    placement = _placement(split_dir)
+    if placement is None:
         msg = f"{split_dir} holds no complete split: run split_shards first"
         raise FileNotFoundError(msg)
-    keys: dict[str, str] = orjson.loads((split_dir / _PLACEMENT_FILE).read_bytes())["keys"]
+    keys: dict[str, str] = placement["keys"]
     return keys
 
 
@@ -158,19 +166,17 @@ def split_shard_files(path: Path, shards: int, split_dir: Path, shard: int, acco
     Raises:
         FileNotFoundError: ``split_dir`` holds no complete split of this file into ``shards`` shards.
     """
-    if not _split_complete(path, shards, split_dir, account):
+    placement = _placement(split_dir) if _split_complete(path, shards, split_dir, account) else None
+    if placement is None:
         msg = f"{split_dir} holds no complete split of {path} into {shards} shards: run split_shards first"
         raise FileNotFoundError(msg)
-    jobs: int = orjson.loads((split_dir / _PLACEMENT_FILE).read_bytes())["jobs"]
-    return [_range_file(split_dir, shard, job) for job in range(jobs)]
+    return [_range_file(split_dir, shard, job) for job in range(placement["jobs"])]
 
 
 def split_event_count(split_dir: Path) -> int | None:
     """The events (non-blank lines) of a completely split input, counted by the split; None without one."""
-    if not (split_dir / _SPLIT_MARKER).is_file():
-        return None
-    events: int = orjson.loads((split_dir / _PLACEMENT_FILE).read_bytes())["events"]
-    return events
+    placement = _placement(split_dir)
+    return None if placement is None else int(placement["events"])
 
 
 def split_shards(path: Path, shards: int, out_dir: Path, *, account: str, jobs: int = 1) -> Path:
@@ -183,13 +189,13 @@ def split_shards(path: Path, shards: int, out_dir: Path, *, account: str, jobs: 
     fewer, and ``placement.json`` maps each symbol to the state key that bytewax places on its shard's worker
     (:func:`load_symbol_keys`). Rows without a routing symbol go to shard ``worker_of("", shards)``.
 
-    With ``jobs > 1`` the file is cut into that many ranges of whole lines, each split by a forked process
-    into one file per shard and range. The first range places symbols as they appear; every other range
-    places them as the file's head (its first lines) does, which is the same placement as long as every
-    symbol of the range appears in the head (as in a file of bars, where every symbol has a row in the first
-    seconds). When a range meets a symbol the head does not place, the whole file is split again in one
-    process. Either way a shard's rows, read from its files in order (:func:`split_shard_files`), are the
-    same.
+    With ``jobs > 1`` the file is cut into that many ranges of whole lines, each split by a process of its
+    own (:func:`~torghut.forking.process_pool`) into one file per shard and range. The first range places
+    symbols as they appear; every other range places them as the file's head (its first lines) does, which
+    is the same placement as long as every symbol of the range appears in the head (as in a file of bars,
+    where every symbol has a row in the first seconds). When a range meets a symbol the head does not
+    place, the whole file is split again in one process. Either way a shard's rows, read from its files in
+    order (:func:`split_shard_files`), are the same.
 
     The split is deterministic and recorded by a marker naming the source file, its size, the shard count
     and the account: a resumed replay reuses it, anything else splits again.
@@ -199,32 +205,41 @@ def split_shards(path: Path, shards: int, out_dir: Path, *, account: str, jobs: 
     out_dir.mkdir(parents=True, exist_ok=True)
     marker_path = out_dir / _SPLIT_MARKER
     marker_path.unlink(missing_ok=True)
-    ranges = _line_ranges(path, jobs)
-    splits: list[_RangeSplit | None] = [None]
-    if len(ranges) > 1:
+    _remove_range_files(out_dir)
+    splits = _split_ranges(path, shards, account, out_dir, _line_ranges(path, jobs))
+    if splits is None:
         _remove_range_files(out_dir)
-        # The caller has imported everything a range needs: forked processes start at once.
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
-            tasks = [
-                _RangeTask(path, shards, account, out_dir, job, bounds) for job, bounds in enumerate(ranges)
-            ]
-            splits = list(pool.map(_split_range, tasks))
-    if None in splits:
-        _remove_range_files(out_dir)
-        splits = [_split_range(_RangeTask(path, shards, account, out_dir, 0, (0, path.stat().st_size)))]
-    done = [split for split in splits if split is not None]
-    # The first range placed every symbol of the file (any other range placing one it did not is a miss).
+        whole = _split_range(_RangeTask(path, shards, account, out_dir, 0, (0, path.stat().st_size), 0))
+        assert whole is not None  # the first range places every symbol it meets
+        splits = [whole]
+    # The first range placed every symbol of the file (any other range meeting one it did not is a miss).
     placement = {
         "shards": shards,
-        "jobs": len(done),
-        "events": sum(s.events for s in done),
-        "keys": done[0].keys,
+        "jobs": len(splits),
+        "events": sum(split.events for split in splits),
+        "keys": splits[0].keys,
     }
     (out_dir / _PLACEMENT_FILE).write_bytes(orjson.dumps(placement))
     # Last: a split cut short is never taken as complete.
     marker_path.write_bytes(orjson.dumps(_split_marker(path, shards, account)))
     return out_dir
+
+
+def _split_ranges(
+    path: Path, shards: int, account: str, out_dir: Path, ranges: list[tuple[int, int]]
+) -> list[_RangeSplit] | None:
+    # Every range split by its own process; None when there is one range or a range missed a symbol.
+    if len(ranges) < 2:
+        return None
+    head = min(ranges[0][1], _SPLIT_HEAD_BYTES)
+    tasks = [
+        _RangeTask(path, shards, account, out_dir, job, bounds, head if job else 0)
+        for job, bounds in enumerate(ranges)
+    ]
+    with process_pool(len(ranges)) as pool:
+        splits = list(pool.map(_split_range, tasks))
+    done = [split for split in splits if split is not None]
+    return done if len(done) == len(splits) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +250,8 @@ class _RangeTask:
     out_dir: Path
     job: int
     bounds: tuple[int, int]
+    #: Bytes of the file's head whose symbols the range places first (0 for the first range).
+    head: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,8 +324,8 @@ def _split_range(task: _RangeTask) -> _RangeSplit | None:
     pending: list[list[bytes]] = [[] for _ in range(task.shards)]
     events = 0
     with task.path.open("rb", buffering=_SPLIT_BUFFER) as handle:
-        if start > 0:  # place the symbols of the file's head, as the first range does
-            for line in _range_lines(handle, 0, min(start, _SPLIT_HEAD_BYTES)):
+        if task.head:  # place the symbols of the file's head, as the first range does
+            for line in _range_lines(handle, 0, task.head):
                 symbol = routing_symbol(line.strip())
                 if symbol not in shard_of:
                     placement.place(symbol)

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +31,7 @@ from torghut.dataflow import worker
 from torghut.dataflow.build import FLOW_ID, STREAM_TYPES, FlowSpec, build_replay_flow, input_split_dir
 from torghut.dataflow.gc_tuning import tuned_gc
 from torghut.dataflow.progress import ProgressFiles, read_fraction
+from torghut.forking import can_fork, process_pool
 from torghut.recovery.replay_digest import StreamSummary, merge_stream
 from torghut.recovery.store import RecoveryStore, prepare_store
 
@@ -108,19 +108,6 @@ class _ForkedWorker:
         self._process.join()
 
 
-def can_fork_workers() -> bool:
-    """Whether workers may be forked from this process: it runs one thread (Linux ``/proc/self/task``).
-
-    A forked worker skips the interpreter start and the imports (about a third of a second each), but a
-    fork copies only the calling thread, so a process with other threads (which may hold locks) starts its
-    workers as new interpreters instead.
-    """
-    try:
-        return len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return False
-
-
 def _forked_main(args: list[str], log: Path) -> None:
     descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(descriptor, 1)
@@ -150,7 +137,7 @@ def _run_cluster(
     """Run the cluster's worker processes, calling ``meanwhile`` once they are started."""
     addresses = ";".join(free_addresses(processes))
     logs = [parts_dir / f"worker-{i}.log" for i in range(processes)]
-    fork = can_fork_workers()
+    fork = can_fork()
     procs = [_start_worker([str(spec_path), str(i), addresses], logs[i], fork=fork) for i in range(processes)]
     if meanwhile is not None:
         try:
@@ -280,7 +267,7 @@ def _merge_and_count(
         merged = {name: merge_stream(parts_dir, name, out_dir / f"{name}.jsonl") for name in names}
         return merged, count_input_events(spec.signals) if events is None else events
     # The parent has run no flow (its workers did), so forking it copies no bytewax runtime.
-    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("fork")) as pool:
+    with process_pool(processes) as pool:
         largest_first = sorted(names, key=lambda name: -_stream_bytes(parts_dir, name))
         merging = {n: pool.submit(merge_stream, parts_dir, n, out_dir / f"{n}.jsonl") for n in largest_first}
         if events is None:
