@@ -132,6 +132,47 @@ def test_split_shards_give_each_partition_exactly_its_symbols_rows_in_file_order
     assert head + rest == _read_all(split, "shard-001")[0]
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_split_routes_rows_that_only_look_like_the_common_shape_as_routing_symbol_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    # The split finds a common row's shard from the bytes after {"symbol":" once those bytes were routed:
+    # a row that starts the same way but holds another "symbol", an escape or no closing quote must not.
+    from torghut.connectors import replay_file
+    from torghut.connectors.key_placement import worker_of
+    from torghut.connectors.replay_file import ReplayFileSource, load_symbol_keys, split_shards
+    from torghut.operators.decode import routing_symbol
+
+    monkeypatch.setattr(replay_file, "_SPLIT_MIN_JOB_BYTES", 64)
+    rows = [f'{{"symbol":"S{i}","seq":{i}}}' for i in range(12)] * 3
+    rows += [
+        '{"symbol":"S1","symbol":"S2"}',  # the last key wins
+        '{"symbol":"S3","\\u0073ymbol":"S4"}',  # an escaped "symbol" key
+        '{"symbol":"S5',  # no closing quote: not JSON
+        '{"symbol":"S6"',
+        '{"symbol":"S7" , "seq":1}',
+        '{"symbol":"' + "L" * 65 + '"}',  # longer than the bytes routing_symbol reads without decoding
+        '{"symbol":"S\u00c4"}',  # not ASCII: no routing symbol
+        '{"symbol":"","seq":2}',
+        '  {"symbol":"S8","seq":3}\r',
+    ]
+    rows += [f'{{"symbol":"S{i}","seq":{i}}}' for i in range(12)]
+    path = tmp_path / "signals.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert routing_symbol(rows[36].encode()) == "S2"
+    assert routing_symbol(rows[37].encode()) == "S4"
+    split_dir = split_shards(path, 3, tmp_path / "split", account="paper", jobs=jobs)
+    keys = load_symbol_keys(split_dir)
+    every_row, _ = _read_all(ReplayFileSource(path, shards=1, batch_size=17), "shard-000")
+    split = ReplayFileSource(path, shards=3, batch_size=17, split_dir=split_dir, account="paper")
+    seen = []
+    for shard, part_name in enumerate(split.list_parts()):
+        got, _ = _read_all(split, part_name)
+        assert all(worker_of(keys.get(s, s), 3) == shard for s in (routing_symbol(raw) for raw, _ in got))
+        seen += got
+    assert sorted(seen, key=lambda item: item[1].offset) == every_row
+
+
 def test_a_missing_or_stale_split_is_refused_with_the_fix(tmp_path: Path) -> None:
     from torghut.connectors.replay_file import ReplayFileSource, split_shards
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -35,16 +35,22 @@ from torghut.operators.decode import routing_symbol
 REPLAY_BATCH_SIZE = 10_000
 ResumeState = tuple[int, int]
 #: Names the symbol-to-shard function in the split marker: a split made by another function is redone.
-SHARD_PLACEMENT = "bytewax-0.21-siphash13-weighted-ranges"
+SHARD_PLACEMENT = "bytewax-0.21-siphash13-weighted-ranges-range-lines"
 
 _PROBE_BYTES = 4096
 _SPLIT_BUFFER = 1 << 20
-_SPLIT_CHUNK_LINES = 8192  # two pieces per line
+_SPLIT_CHUNK_LINES = 4096  # rows per shard written at once
 # A range of a parallel split is at least this large: forking costs more than splitting a small file.
 _SPLIT_MIN_JOB_BYTES = 8 << 20
 # The head of the file whose symbols every range of a parallel split places first (about 5,000 rows).
 _SPLIT_HEAD_BYTES = 4 << 20
-_NEWLINE = ord("\n")
+# A row of the common shape starts with ``_LEAD``: its symbol follows, up to the next quote.
+_LEAD: Final = b'{"symbol":"'
+_LEAD_SIZE: Final = len(_LEAD)
+_LEADING_MAX: Final = 64  # the longest symbol routing_symbol reads without decoding the row
+_QUOTE: Final = b'"'
+_SYMBOL_KEY: Final = b'"symbol"'
+_BACKSLASH: Final = b"\\"
 
 
 def symbol_shard(symbol: str | bytes, shards: int) -> int:
@@ -160,8 +166,13 @@ def wait_for_split(
     return True
 
 
-def split_shard_files(path: Path, shards: int, split_dir: Path, shard: int, account: str) -> list[Path]:
-    """Return the files :func:`split_shards` wrote for ``shard`` of ``path``: its rows are theirs, in order.
+def split_shard_files(
+    path: Path, shards: int, split_dir: Path, shard: int, account: str
+) -> list[tuple[Path, int]]:
+    """Return the files :func:`split_shards` wrote for ``shard`` of ``path``, each with its line base.
+
+    The shard's rows are theirs, in order; a row's line number in the input is its number in its file plus
+    the file's line base (the lines of the input before the file's range).
 
     Raises:
         FileNotFoundError: ``split_dir`` holds no complete split of this file into ``shards`` shards.
@@ -170,7 +181,8 @@ def split_shard_files(path: Path, shards: int, split_dir: Path, shard: int, acco
     if placement is None:
         msg = f"{split_dir} holds no complete split of {path} into {shards} shards: run split_shards first"
         raise FileNotFoundError(msg)
-    return [_range_file(split_dir, shard, job) for job in range(placement["jobs"])]
+    bases: list[int] = placement["line_bases"]
+    return [(_range_file(split_dir, shard, job), base) for job, base in enumerate(bases)]
 
 
 def split_event_count(split_dir: Path) -> int | None:
@@ -217,6 +229,8 @@ def split_shards(path: Path, shards: int, out_dir: Path, *, account: str, jobs: 
         "shards": shards,
         "jobs": len(splits),
         "events": sum(split.events for split in splits),
+        # The lines before each range: a range's files number its rows from 1.
+        "line_bases": [0, *accumulate(split.lines for split in splits[:-1])],
         "keys": splits[0].keys,
     }
     (out_dir / _PLACEMENT_FILE).write_bytes(orjson.dumps(placement))
@@ -258,22 +272,49 @@ class _RangeTask:
 class _RangeSplit:
     #: Non-blank lines of the range: input events.
     events: int
+    #: Every line of the range, blank ones included (the rows of the next range are numbered after them).
+    lines: int
     #: The state key of every symbol the range placed, in order of first appearance.
     keys: dict[str, str]
 
 
 class _Placement:
-    """Symbols to shards in order of first appearance (:class:`WeightedShards`), with their state keys."""
+    """Symbols to shards in order of first appearance (:class:`WeightedShards`), with their state keys.
+
+    :meth:`shard` routes a row. Most rows start with ``{"symbol":"<symbol>"`` and hold no other ``"symbol"``
+    and no backslash: such a row's shard is that of the same bytes on a row already routed, found without
+    decoding. Any other row is routed by :func:`~torghut.operators.decode.routing_symbol` itself.
+    """
 
     def __init__(self, shards: int, account: str) -> None:
         self._shards = shards
         self._spread = WeightedShards(shards, light=worker_of(account, shards))
         self.shard_of: dict[str, int] = {"": worker_of("", shards)}
         self.keys: dict[str, str] = {}
+        self._leading: dict[bytes, int] = {}  # the symbol bytes of a row of the common shape -> its shard
 
     def place(self, symbol: str) -> int:
         shard = self.shard_of[symbol] = self._spread.next()
         self.keys[symbol] = key_on_worker(symbol, shard, self._shards)
+        return shard
+
+    def shard(self, row: bytes, *, new: bool) -> int | None:
+        """The shard of ``row`` (stripped, not blank); a new symbol is placed if ``new``, else None."""
+        close = row.find(_QUOTE, _LEAD_SIZE) if row[:_LEAD_SIZE] == _LEAD else -1
+        if close > _LEAD_SIZE:
+            shard = self._leading.get(row[_LEAD_SIZE:close])
+            if shard is not None and row.find(_SYMBOL_KEY, 2) < 0 and row.find(_BACKSLASH) < 0:
+                return shard
+        symbol = routing_symbol(row)
+        shard = self.shard_of.get(symbol)
+        if shard is None:
+            if not new:
+                return None
+            shard = self.place(symbol)
+        # routing_symbol reads the symbol of a row of the common shape as those bytes: the next row that
+        # starts with them, with one "symbol" and no escape, has the same symbol.
+        if 0 < close - _LEAD_SIZE <= _LEADING_MAX and row[_LEAD_SIZE:close] == symbol.encode():
+            self._leading[row[_LEAD_SIZE:close]] = shard
         return shard
 
 
@@ -302,61 +343,65 @@ def _range_lines(handle: BinaryIO, start: int, end: int) -> Iterator[bytes]:
         yield line
 
 
-def _lines_before(handle: BinaryIO, offset: int) -> int:
-    # Lines that end before ``offset`` (a line start): the newlines before it.
-    handle.seek(0)
-    newlines = 0
-    left = offset
+def _range_blocks(handle: BinaryIO, start: int, end: int) -> Iterator[list[bytes]]:
+    # The lines of ``[start, end)`` (both line starts, or ``end`` the file's size), a block at a time, without
+    # their newlines: a block's ``split`` costs far less than a ``readline`` per line.
+    handle.seek(start)
+    left = end - start
+    carry = b""
     while left > 0:
         block = handle.read(min(left, _SPLIT_BUFFER))
         if not block:
             break
-        newlines += block.count(b"\n")
         left -= len(block)
-    return newlines
+        cut = block.rfind(b"\n") + 1
+        if cut == 0:  # no line ends in this block: a line longer than the block
+            carry += block
+            continue
+        lines = (carry + block[:cut] if carry else block[:cut]).split(b"\n")
+        lines.pop()  # the empty piece after the block's last newline
+        carry = block[cut:]
+        yield lines
+    if carry:
+        yield [carry]  # the last line, without a newline
 
 
 def _split_range(task: _RangeTask) -> _RangeSplit | None:
-    """Write a range's rows to its shard files; None when the range meets a symbol its head does not place."""
+    """Write a range's rows to its shard files; None when the range meets a symbol its head does not place.
+
+    Rows are numbered from 1 within the range: the reader adds the lines of the ranges before it.
+    """
     start, end = task.bounds
     placement = _Placement(task.shards, task.account)
-    shard_of = placement.shard_of
     pending: list[list[bytes]] = [[] for _ in range(task.shards)]
-    events = 0
-    with task.path.open("rb", buffering=_SPLIT_BUFFER) as handle:
+    events = line_no = 0
+    with task.path.open("rb") as handle:
         if task.head:  # place the symbols of the file's head, as the first range does
             for line in _range_lines(handle, 0, task.head):
-                symbol = routing_symbol(line.strip())
-                if symbol not in shard_of:
-                    placement.place(symbol)
-        line_no = _lines_before(handle, start)
+                if stripped := line.strip():
+                    placement.shard(stripped, new=True)
         outs = [_range_file(task.out_dir, shard, task.job).open("wb") for shard in range(task.shards)]
         try:
-            for line in _range_lines(handle, start, end):
-                line_no += 1
-                stripped = line.strip()
-                if not stripped:
-                    continue
-                events += 1
-                symbol = routing_symbol(stripped)
-                shard = shard_of.get(symbol)
-                if shard is None:
-                    if start > 0:
-                        return None  # placed by an earlier range, or later than the head: not known here
-                    shard = placement.place(symbol)
-                chunk = pending[shard]
-                chunk.append(b"%d\t" % line_no)
-                if len(stripped) + 1 == len(line) and line[-1] == _NEWLINE:
-                    chunk.append(line)  # already the row and its newline: no copy
-                else:
-                    chunk.append(stripped + b"\n")
-                if len(chunk) >= _SPLIT_CHUNK_LINES:
-                    _flush_chunks(outs, pending)
+            for lines in _range_blocks(handle, start, end):
+                for line in lines:
+                    line_no += 1
+                    stripped = line.strip()
+                    if not stripped:
+                        continue
+                    events += 1
+                    # A later range meeting a symbol the head did not place cannot know its shard.
+                    shard = placement.shard(stripped, new=start == 0)
+                    if shard is None:
+                        return None
+                    chunk = pending[shard]
+                    chunk.append(b"%d\t%b\n" % (line_no, stripped))
+                    if len(chunk) >= _SPLIT_CHUNK_LINES:
+                        _flush_chunks(outs, pending)
             _flush_chunks(outs, pending)
         finally:
             for out in outs:
                 out.close()
-    return _RangeSplit(events, placement.keys)
+    return _RangeSplit(events, line_no, placement.keys)
 
 
 def _range_file(split_dir: Path, shard: int, job: int) -> Path:
@@ -444,7 +489,7 @@ class _SplitPartition(StatefulSourcePartition[RawRecord, ResumeState]):
     def __init__(
         self,
         source: str,
-        files: Sequence[Path],
+        files: Sequence[tuple[Path, int]],
         shard: int,
         batch_size: int,
         resume: ResumeState | None,
@@ -455,7 +500,9 @@ class _SplitPartition(StatefulSourcePartition[RawRecord, ResumeState]):
         self._shard = shard
         self._batch_size = batch_size
         self._progress = progress
-        self._files = list(files)
+        self._files = [file for file, _ in files]
+        self._bases = [base for _, base in files]
+        self._base = 0
         sizes = [file.stat().st_size for file in self._files]
         self._total = sum(sizes)
         offset, self._line_no = resume if resume is not None else (0, 0)
@@ -474,6 +521,7 @@ class _SplitPartition(StatefulSourcePartition[RawRecord, ResumeState]):
 
     def _open_next(self) -> BinaryIO:
         handle = self._files[self._next_file].open("rb")
+        self._base = self._bases[self._next_file]
         self._next_file += 1
         return handle
 
@@ -488,7 +536,7 @@ class _SplitPartition(StatefulSourcePartition[RawRecord, ResumeState]):
                 continue
             self._offset += len(line)
             tab = line.index(b"\t")
-            self._line_no = int(line[:tab])
+            self._line_no = self._base + int(line[:tab])
             batch.append((line[tab + 1 : -1], InputPosition(source, label, self._line_no)))
         if self._progress is not None:
             self._progress(ReplayProgress(self._shard, self._offset, self._total))
