@@ -46,12 +46,17 @@ from torghut.contracts.decision import Rejection, TradeDecision
 from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.portfolio import DroppedIntents, OrderIntent, PortfolioIntent, SymbolIntent
-from torghut.contracts.signal import DeadLetter, RawRecord, SymbolProgress
+from torghut.contracts.signal import DeadLetter, RawRecord
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.dataflow.config import EngineConfig
 from torghut.dataflow.observe import observe_record
-from torghut.operators.account import AccountPipeline, IngestMark, account_stage
-from torghut.operators.aggregate import SymbolWindowAggregator, aggregate_stage, window_end_for
+from torghut.operators.account import AccountBatch, AccountPipeline, IngestMark, account_stage
+from torghut.operators.aggregate import (
+    AggregateStageOutput,
+    SymbolWindowAggregator,
+    aggregate_stage,
+    window_end_for,
+)
 from torghut.operators.control import ControlSource
 from torghut.operators.decode import routing_symbol
 from torghut.operators.legacy import legacy_decisions, runtime_enabled
@@ -193,8 +198,10 @@ def _is_symbol_output(item: object) -> TypeGuard[SymbolIntent | DroppedIntents]:
     return isinstance(item, SymbolIntent | DroppedIntents)
 
 
-def _is_account_input(item: object) -> TypeGuard[SymbolIntent | TradeDecision | SymbolProgress]:
-    return isinstance(item, SymbolIntent | TradeDecision | SymbolProgress)
+def account_batch(batch: list[AggregateStageOutput]) -> list[AccountBatch]:
+    """The account stage's records among a batch of aggregation outputs, as one :class:`AccountBatch`."""
+    one = AccountBatch.of(batch)
+    return [] if one is None else [one]
 
 
 class IngestMarker:
@@ -282,7 +289,7 @@ def wire_engine(
             "aggregate", strategies.ticks, SymbolWindowAggregator(engine.aggregation), progress=frontier
         )
         outputs += [strategies.intents, op.filter("symbol_outputs", aggregated, _is_symbol_output)]
-        to_account: Stream[Any] = op.filter("to_account", aggregated, _is_account_input)
+        to_account: Stream[Any] = op.flat_map_batch("to_account", aggregated, account_batch)
     else:
         to_account = strategies.decisions
     if marker is not None:

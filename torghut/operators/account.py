@@ -106,6 +106,54 @@ class IngestCheckpoint:
 AccountInput = SymbolIntent | TradeDecision | Fill | AccountSnapshot | IngestMark | SymbolProgress
 AccountOutput = tuple[str, Any]
 
+
+@dataclass(frozen=True, slots=True)
+class AccountBatch:
+    """One batch of aggregation outputs bound for the account stage, as one record.
+
+    A worker whose symbols' account lives on another process sends it one record per batch instead of one
+    per intent and per symbol's progress: each record that crosses between processes is pickled (twice, by
+    timely) and unpickled, and one pickle of many intents shares their classes and costs far less.
+    :func:`unbatch` restores the records: the inputs in order, then each symbol's progress bound.
+    """
+
+    inputs: tuple[SymbolIntent | TradeDecision, ...]
+    #: The batch's :class:`SymbolProgress` bounds, by symbol (the greatest of each symbol's).
+    bounds: FrozenMap[str, datetime] = EMPTY_MAP
+
+    @classmethod
+    def of(cls, batch: Iterable[object]) -> AccountBatch | None:
+        """The account's records among ``batch`` (intents, decisions, progress) as one; None without any.
+
+        Progress goes after every intent of the batch: a bound that arrives later than before only releases
+        later, and the release is exact whenever it happens.
+        """
+        inputs: list[SymbolIntent | TradeDecision] = []
+        bounds: dict[str, datetime] = {}
+        for item in batch:
+            if type(item) is SymbolProgress:
+                known = bounds.get(item.symbol)
+                if known is None or item.through > known:
+                    bounds[item.symbol] = item.through
+            elif type(item) is SymbolIntent or type(item) is TradeDecision:
+                inputs.append(item)
+        if not inputs and not bounds:
+            return None
+        return cls(tuple(inputs), FrozenMap(bounds) if bounds else EMPTY_MAP)
+
+
+def unbatch(items: Iterable[AccountInput | AccountBatch]) -> list[AccountInput]:
+    """``items`` with every :class:`AccountBatch` replaced by its records, in order."""
+    out: list[AccountInput] = []
+    for item in items:
+        if type(item) is AccountBatch:
+            out.extend(item.inputs)
+            out.extend(SymbolProgress(symbol, through) for symbol, through in item.bounds.items())
+        else:
+            out.append(item)  # type: ignore[arg-type]
+    return out
+
+
 PORTFOLIO_INTENTS = "portfolio_intents"
 DECISIONS = "decisions"
 ORDERS = "orders"
@@ -536,7 +584,7 @@ def _rejected(
     return [(DECISIONS, done), (REJECTIONS, rejection)]
 
 
-class AccountLogic(StatefulBatchLogic[AccountInput, Any, AccountState]):
+class AccountLogic(StatefulBatchLogic[AccountInput | AccountBatch, Any, AccountState]):
     """One account's pipeline state; everything pending is processed at the end of input."""
 
     def __init__(self, pipeline: AccountPipeline, resume_state: AccountState | None) -> None:
@@ -554,12 +602,13 @@ class AccountLogic(StatefulBatchLogic[AccountInput, Any, AccountState]):
         self._pipeline = pipeline
         self._state = resume_state if resume_state is not None else pipeline.initial_state()
 
-    def on_batch(self, values: list[AccountInput]) -> tuple[Iterable[Any], bool]:
+    def on_batch(self, values: list[AccountInput | AccountBatch]) -> tuple[Iterable[Any], bool]:
         """Buffer the inputs and emit the records of whatever the release policy lets through."""
+        inputs = unbatch(values)
         if self._pipeline.holds_until_eof:
-            self._held.extend(values)
+            self._held.extend(inputs)
             return [], StatefulBatchLogic.RETAIN
-        self._state, outputs = self._pipeline.on_items(self._state, values)
+        self._state, outputs = self._pipeline.on_items(self._state, inputs)
         return [record for _, record in outputs], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
@@ -576,8 +625,12 @@ class AccountLogic(StatefulBatchLogic[AccountInput, Any, AccountState]):
 
 
 @operator
-def account_stage(step_id: str, up: KeyedStream[AccountInput], pipeline: AccountPipeline) -> Stream[Any]:
+def account_stage(
+    step_id: str, up: KeyedStream[AccountInput | AccountBatch], pipeline: AccountPipeline
+) -> Stream[Any]:
     """Run ``pipeline`` per account over symbol intents, legacy decisions and account events.
+
+    An :class:`AccountBatch` counts as its records, in order.
 
     The state lives in the inner step ``pipeline`` (persisted by recovery as ``<step_id>.pipeline``).
     """
