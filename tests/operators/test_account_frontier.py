@@ -103,17 +103,32 @@ def held_to_the_end(items: list[AccountInput]) -> list[AccountOutput]:
     return held.flush(state)[1]
 
 
-@settings(max_examples=40, deadline=None)
-@given(data=st.data(), streams=symbol_streams())
+def as_sent(batch: list[AccountInput], *, batched: bool) -> list[AccountInput]:
+    """A batch as the account stage reads it: as it is, or sent as one AccountBatch (the flow's way)."""
+    from torghut.operators.account import AccountBatch, unbatch
+
+    if not batched:
+        return batch
+    one = AccountBatch.of(batch)
+    assert (one is None) == (not batch)
+    if one is None:
+        return []
+    # Its intents in order, then its progress.
+    assert list(one.inputs) == [i for i in batch if type(i) is SymbolIntent]
+    return unbatch([one])
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), streams=symbol_streams(), batched=st.booleans())
 def test_release_by_frontier_emits_exactly_what_holding_to_the_end_emits(
-    data: st.DataObject, streams: list[list[AccountInput]]
+    data: st.DataObject, streams: list[list[AccountInput]], batched: bool
 ) -> None:
     arrived = interleave(data.draw, streams)
     cuts = sorted(data.draw(st.sets(st.integers(0, len(arrived)))))
     frontier = pipeline(symbols=SYMBOLS)
     state, emitted = frontier.initial_state(), []
     for start, end in zip([0, *cuts], [*cuts, len(arrived)], strict=True):
-        state, out = frontier.on_items(state, arrived[start:end])
+        state, out = frontier.on_items(state, as_sent(arrived[start:end], batched=batched))
         emitted += out
     early = len(emitted)
     state, out = frontier.flush(state)
@@ -124,28 +139,6 @@ def test_release_by_frontier_emits_exactly_what_holding_to_the_end_emits(
     least = min(b[-1] for b in bounds) if all(bounds) else None
     intents = [i for stream in streams for i in stream if type(i) is SymbolIntent]
     assert (early > 0) == any(least is not None and i.window_end < least for i in intents)
-
-
-@settings(max_examples=40, deadline=None)
-@given(data=st.data(), streams=symbol_streams())
-def test_batches_sent_as_one_record_each_release_the_same(
-    data: st.DataObject, streams: list[list[AccountInput]]
-) -> None:
-    # The flow sends each aggregation batch as one AccountBatch: its intents, then its progress.
-    from torghut.operators.account import AccountBatch, unbatch
-
-    arrived = interleave(data.draw, streams)
-    cuts = sorted(data.draw(st.sets(st.integers(0, len(arrived)))))
-    frontier = pipeline(symbols=SYMBOLS)
-    state, emitted = frontier.initial_state(), []
-    for start, end in zip([0, *cuts], [*cuts, len(arrived)], strict=True):
-        one = AccountBatch.of(arrived[start:end])
-        assert (one is None) == (start == end)
-        if one is not None:
-            assert list(one.inputs) == [i for i in arrived[start:end] if type(i) is SymbolIntent]
-            state, out = frontier.on_items(state, unbatch([one]))
-            emitted += out
-    assert emitted + frontier.flush(state)[1] == held_to_the_end(arrived)
 
 
 def test_nothing_is_released_until_every_symbol_has_a_bound() -> None:
