@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python -m benchmarks.suite`` (about 20 minutes on 2 cores at the default sizes;
 ``--events 200000`` for a quicker pass). Each figure is measured in its own fresh subprocess, so runs do
-not share warm caches, metrics or memory:
+not share warm caches, metrics or memory, and the throughput measures run in rounds (each once per round,
+``--repeat`` rounds, each measure's fastest run counting; ``suite.json`` keeps every run's time):
 
 - throughput: the full graph (parse, normalize, four strategies, aggregation, account stage, sinks) against
   a no-op bytewax chain of the same shape on the same input (same source, batch size, ``key_on``, a
@@ -134,7 +135,10 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--memory-symbols", type=int, nargs=2, default=(500, 5000))
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs of each throughput measure; the fastest counts"
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of the throughput measures; each one's fastest run counts",
     )
     args = parser.parse_args()
 
@@ -153,13 +157,27 @@ def main() -> None:
     }
     print(f"{events:,} events, {args.symbols} symbols, {results['python']}", flush=True)
 
-    def fastest(mode: str, **options: Any) -> dict[str, Any]:
-        # Interleaved by the caller's order; the fastest of the runs is the least disturbed by the machine.
-        runs = [_measure(mode, signals, **options) for _ in range(max(1, args.repeat))]
-        return min(runs, key=lambda run: float(run["elapsed_s"]))
-
-    noop = fastest("noop")
-    engine = fastest("engine")
+    # Every measure once per round, round after round: the VM's speed drifts over minutes, so measures
+    # taken one after another would each see a different machine. The fastest run of each counts (the
+    # least disturbed); every run's time is saved.
+    measures: dict[str, dict[str, Any]] = {
+        "noop": {"mode": "noop"},
+        "engine": {"mode": "engine"},
+        "two_processes": {"mode": "engine", "processes": 2},
+        "released": {"mode": "engine", "release_5s": True},
+        "recovered": {"mode": "engine", "recovery": True, "release_5s": True},
+    }
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in measures}
+    for round_no in range(1, max(1, args.repeat) + 1):
+        for label, options in measures.items():
+            run = _measure(options["mode"], signals, **{k: v for k, v in options.items() if k != "mode"})
+            runs[label].append(run)
+        times = ", ".join(f"{label} {runs[label][-1]['elapsed_s']:.2f}" for label in measures)
+        print(f"round {round_no}/{args.repeat} (s): {times}", flush=True)
+    results["runs_s"] = {label: [round(run["elapsed_s"], 3) for run in done] for label, done in runs.items()}
+    best = {label: min(done, key=lambda run: float(run["elapsed_s"])) for label, done in runs.items()}
+    noop, engine, two = best["noop"], best["engine"], best["two_processes"]
+    released, recovered = best["released"], best["recovered"]
     results["noop_events_per_s"] = events / noop["elapsed_s"]
     results["engine_events_per_s"] = events / engine["elapsed_s"]
     results["engine_vs_noop"] = noop["elapsed_s"] / engine["elapsed_s"]
@@ -171,11 +189,8 @@ def main() -> None:
     results["strategy_latency_ms_p50_le"], results["strategy_latency_ms_p99_le"] = p50, p99
     row("strategy latency per symbol batch p50", f"<= {p50} ms", "histogram bucket bound")
     row("strategy latency per symbol batch p99", f"<= {p99} ms", "target < 1 ms")
-    two = fastest("engine", processes=2)
     results["two_process_speedup"] = engine["elapsed_s"] / two["elapsed_s"]
     row("2 processes / 1 process", f"{results['two_process_speedup']:.2f}x", "target >= 1.7x")
-    released = fastest("engine", release_5s=True)
-    recovered = fastest("engine", recovery=True, release_5s=True)
     results["snapshot_1s_overhead"] = recovered["elapsed_s"] / released["elapsed_s"] - 1
     row("recovery snapshots every 1 s", f"{results['snapshot_1s_overhead']:+.1%} time", "release after 5 s")
     for count in args.memory_symbols:
