@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -27,7 +27,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from torghut.connectors.key_placement import WeightedShards, key_on_worker, worker_of
 from torghut.contracts.signal import InputPosition, RawRecord
 from torghut.forking import process_pool
-from torghut.operators.decode import routing_symbol
+from torghut.operators.decode import plain_symbol, routing_symbol
 
 #: Lines per source batch of a replay. Every symbol's share of a batch is evaluated as one symbol batch,
 #: so large batches amortize the per-symbol-batch work (watermarks, state, latency metrics): with 500
@@ -44,13 +44,6 @@ _SPLIT_CHUNK_LINES = 4096  # rows per shard written at once
 _SPLIT_MIN_JOB_BYTES = 8 << 20
 # The head of the file whose symbols every range of a parallel split places first (about 5,000 rows).
 _SPLIT_HEAD_BYTES = 4 << 20
-# A row of the common shape starts with ``_LEAD``: its symbol follows, up to the next quote.
-_LEAD: Final = b'{"symbol":"'
-_LEAD_SIZE: Final = len(_LEAD)
-_LEADING_MAX: Final = 64  # the longest symbol routing_symbol reads without decoding the row
-_QUOTE: Final = b'"'
-_SYMBOL_KEY: Final = b'"symbol"'
-_BACKSLASH: Final = b"\\"
 
 
 def symbol_shard(symbol: str | bytes, shards: int) -> int:
@@ -281,9 +274,9 @@ class _RangeSplit:
 class _Placement:
     """Symbols to shards in order of first appearance (:class:`WeightedShards`), with their state keys.
 
-    :meth:`shard` routes a row. Most rows start with ``{"symbol":"<symbol>"`` and hold no other ``"symbol"``
-    and no backslash: such a row's shard is that of the same bytes on a row already routed, found without
-    decoding. Any other row is routed by :func:`~torghut.operators.decode.routing_symbol` itself.
+    :meth:`shard` routes a row by :func:`~torghut.operators.decode.routing_symbol`, except that a row
+    whose plain symbol bytes (:func:`~torghut.operators.decode.plain_symbol`) were already routed takes
+    their shard without decoding them again.
     """
 
     def __init__(self, shards: int, account: str) -> None:
@@ -291,7 +284,7 @@ class _Placement:
         self._spread = WeightedShards(shards, light=worker_of(account, shards))
         self.shard_of: dict[str, int] = {"": worker_of("", shards)}
         self.keys: dict[str, str] = {}
-        self._leading: dict[bytes, int] = {}  # the symbol bytes of a row of the common shape -> its shard
+        self._plain: dict[bytes, int] = {}  # plain symbol bytes already routed -> their shard
 
     def place(self, symbol: str) -> int:
         shard = self.shard_of[symbol] = self._spread.next()
@@ -300,10 +293,10 @@ class _Placement:
 
     def shard(self, row: bytes, *, new: bool) -> int | None:
         """The shard of ``row`` (stripped, not blank); a new symbol is placed if ``new``, else None."""
-        close = row.find(_QUOTE, _LEAD_SIZE) if row[:_LEAD_SIZE] == _LEAD else -1
-        if close > _LEAD_SIZE:
-            shard = self._leading.get(row[_LEAD_SIZE:close])
-            if shard is not None and row.find(_SYMBOL_KEY, 2) < 0 and row.find(_BACKSLASH) < 0:
+        plain = plain_symbol(row)
+        if plain is not None:
+            shard = self._plain.get(plain)
+            if shard is not None:
                 return shard
         symbol = routing_symbol(row)
         shard = self.shard_of.get(symbol)
@@ -311,10 +304,8 @@ class _Placement:
             if not new:
                 return None
             shard = self.place(symbol)
-        # routing_symbol reads the symbol of a row of the common shape as those bytes: the next row that
-        # starts with them, with one "symbol" and no escape, has the same symbol.
-        if 0 < close - _LEAD_SIZE <= _LEADING_MAX and row[_LEAD_SIZE:close] == symbol.encode():
-            self._leading[row[_LEAD_SIZE:close]] = shard
+        if plain is not None:
+            self._plain[plain] = shard
         return shard
 
 

@@ -229,14 +229,9 @@ def routing_symbol(raw: object) -> str:
         raw = raw.encode("utf-8", "surrogateescape")
     if not isinstance(raw, bytes | bytearray):
         return ""
-    at = raw.find(_SYMBOL_KEY)
-    if at >= 0 and raw.find(_SYMBOL_KEY, at + 8) < 0 and raw.find(b"\\") < 0:
-        # The common row: one "symbol", no backslash (so no escape), the value a string right after the colon.
-        start = at + 8
-        if raw[start : start + 2] == b':"':
-            end = raw.find(b'"', start + 2)
-            if 0 < end - start - 2 <= 64:
-                return _routable(raw[start + 2 : end].decode("utf-8", "replace"))
+    plain = plain_symbol(raw)
+    if plain is not None:
+        return _routable(plain.decode("utf-8", "replace"))
     match = SYMBOL_FIELD.search(raw)
     if match is not None and raw.count(_SYMBOL_KEY) == 1 and _ESCAPE not in raw:
         return _routable(match.group(1).decode("utf-8", "replace"))
@@ -245,6 +240,26 @@ def routing_symbol(raw: object) -> str:
     except (ValueError, RecursionError):
         return ""
     return _routable(decoded.get("symbol") if isinstance(decoded, dict) else None)
+
+
+def plain_symbol(raw: bytes | bytearray) -> bytes | None:
+    """The bytes of the common row's symbol, from which :func:`routing_symbol` reads it without decoding.
+
+    The common row holds one ``"symbol"``, no backslash (so no escape) and a string of 1 to 64 bytes right
+    after its colon; for any other row, None. The routing symbol of a row with plain symbol bytes depends
+    on those bytes alone.
+
+    >>> plain_symbol(b'{"symbol":"AAPL","seq":1}'), plain_symbol(b'{"symbol":"A","symbol":"B"}')
+    (b'AAPL', None)
+    """
+    at = raw.find(_SYMBOL_KEY)
+    if at < 0 or raw.find(_SYMBOL_KEY, at + 8) >= 0 or raw.find(b"\\") >= 0:
+        return None
+    start = at + 8
+    if raw[start : start + 2] != b':"':
+        return None
+    end = raw.find(b'"', start + 2)
+    return bytes(raw[start + 2 : end]) if 0 < end - start - 2 <= 64 else None
 
 
 def _routable(symbol: object) -> str:
