@@ -2,6 +2,9 @@
 # The torghut engine image: the package and its pinned dependencies in a virtualenv, run as a non-root user.
 #   docker build -t torghut-engine:0.1.0 .
 # The build context is filtered by .dockerignore down to what is COPY'd below.
+# The entrypoint (deploy/docker/entrypoint.sh) derives the bytewax cluster from the StatefulSet pod's
+# POD_NAME, POD_NAMESPACE and TORGHUT_REPLICAS and refuses to start without them; outside Kubernetes, run
+# the engine directly: docker run --entrypoint torghut IMAGE run --config ...
 
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1

@@ -49,10 +49,11 @@ reads (`torghut replay`, `torghut run`), and the [service configuration](#servic
 
 The engine has one configuration tree, `torghut.dataflow.config.EngineConfig`, built once at start-up
 from (lowest to highest precedence) the defaults below, an optional YAML file with one section per
-subsystem (`torghut run --config engine.yaml`, `torghut replay --config ...`), and torghut's environment
-variables. Unknown keys are refused, values are validated, and the loader's error names the file, the key
-and the problem. `EngineConfig.fingerprint()` (sha256 of the canonical JSON) is the config hash recorded
-with every decision, so any change here changes the provenance of what follows.
+subsystem (`torghut replay --config engine.yaml`; for `torghut run` the same sections sit at the top
+level of the service file, below), and torghut's environment variables. Unknown keys are refused, values
+are validated, and the loader's error names the file, the key and the problem.
+`EngineConfig.fingerprint()` (sha256 of the canonical JSON) is the config hash recorded with every
+decision, so any change here changes the provenance of what follows.
 
 ```yaml
 # engine.yaml: every section is optional
@@ -67,7 +68,8 @@ model's docstring says why). Environment variables that are not listed are not r
 SERVICE_HEADER = """\
 ## Service configuration
 
-`torghut run --config service.yaml` reads one YAML file, `torghut.dataflow.service_config.ServiceConfig`:
+`torghut run --config service.yaml` reads one YAML file, `torghut.dataflow.service_config.ServiceConfig`
+(the Kubernetes deployment's is `engine.yaml` in `k8s/base/configmap-engine.yaml`):
 the engine sections above (`runtime`, `aggregation`, `allocation`, `account`, `trading`) next to the
 service's own keys below. The engine sections mean the same in the service with one different default:
 `account.release_lateness_s` is 2 (seconds of event time) instead of holding every input to the end. The
@@ -77,8 +79,8 @@ from the environment only. Secrets are never shown in `repr`, logs or dumps.
 
 ```yaml
 # service.yaml: source and postgres are required
-source: {kind: clickhouse, host: torghut-clickhouse, port: 8123, password: "..."}
-postgres: {dsn: "postgresql://torghut@db:5432/torghut"}
+source: {kind: clickhouse, host: torghut-clickhouse, port: 8123}  # password: TA_CLICKHOUSE_PASSWORD
+postgres: {dsn: "postgresql://torghut@db:5432/torghut"}  # or TORGHUT_DATABASE_URL
 adapter: {kind: alpaca, reconcile: report}
 catalog: /etc/torghut/strategies.yaml
 recovery_dir: /var/lib/torghut/recovery
@@ -112,8 +114,16 @@ SERVICE_ENV: dict[type[BaseModel], dict[str, str]] = {
     ServiceConfig: {
         "catalog": service_config.CATALOG_PATH_ENV,
         "metrics_address": service_config.METRICS_ADDRESS_ENV,
+        **{field: env for env, field in service_config.RECOVERY_ENV.items()},
     },
-    ClickHouseSourceConfig: {field: env for env, field in service_config._SIGNAL_ENV.items()},
+    ClickHouseSourceConfig: {
+        **{field: env for env, field in service_config._SIGNAL_ENV.items()},
+        "host": service_config.CLICKHOUSE_URL_ENV,
+        "port": service_config.CLICKHOUSE_URL_ENV,
+        "secure": service_config.CLICKHOUSE_URL_ENV,
+        "user": service_config.CLICKHOUSE_USER_ENV,
+        "password": service_config.CLICKHOUSE_PASSWORD_ENV,
+    },
     PostgresConfig: {"dsn": service_config.DATABASE_URL_ENV},
 }
 

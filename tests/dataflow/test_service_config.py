@@ -12,7 +12,7 @@ from torghut.contracts.portfolio import DroppedIntents, OrderIntent
 from torghut.contracts.signal import DeadLetter
 from torghut.contracts.strategy import StrategyError
 from torghut.dataflow.config import ConfigError, EngineConfig
-from torghut.dataflow.service import to_persisted
+from torghut.dataflow.service import cluster_from_env, to_persisted
 from torghut.dataflow.service_config import (
     ClickHouseSourceConfig,
     load_service_config,
@@ -66,6 +66,77 @@ def test_file_then_environment_precedence(tmp_path: Path) -> None:
     assert config.engine.account.release_lateness_s == 5
     assert config.engine.trading.trading_mode == "live"
     assert config.adapter_kind == "dry_run"
+
+
+def test_torghut_clickhouse_and_bytewax_recovery_variables_override_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "service.yaml"
+    path.write_text(
+        "source: {kind: clickhouse, host: file-host, port: 9000, user: file-user}\n"
+        "postgres: {dsn: 'postgresql://file/db'}\n"
+        "recovery_dir: /file/recovery\n"
+        "snapshot_interval_s: 5\n",
+        encoding="utf-8",
+    )
+    assert load_service_config(path, {}).recovery_backup_interval_s == 0
+    env = {
+        "TA_CLICKHOUSE_URL": "https://ch.internal:8443",
+        "TA_CLICKHOUSE_USERNAME": "torghut",
+        "TA_CLICKHOUSE_PASSWORD": "ch-s3cret",
+        "BYTEWAX_RECOVERY_DIRECTORY": "/var/lib/torghut/recovery",
+        "BYTEWAX_SNAPSHOT_INTERVAL": "30",
+        "BYTEWAX_RECOVERY_BACKUP_INTERVAL": "600",
+    }
+    config = load_service_config(path, env)
+    assert isinstance(config.source, ClickHouseSourceConfig)
+    assert (config.source.host, config.source.port, config.source.secure) == ("ch.internal", 8443, True)
+    assert config.source.user == "torghut"
+    assert config.source.client_dsn() == "https://torghut:ch-s3cret@ch.internal:8443"
+    assert "s3cret" not in repr(config) and "s3cret" not in config.source.describe()
+    assert config.recovery_dir == Path("/var/lib/torghut/recovery")
+    assert config.snapshot_interval_s == 30
+    assert config.recovery_backup_interval_s == 600
+    # Without a port, the scheme's ClickHouse HTTP port; the variables only touch a ClickHouse source.
+    plain = load_service_config(path, {"TA_CLICKHOUSE_URL": "http://ch"})
+    assert isinstance(plain.source, ClickHouseSourceConfig)
+    assert (plain.source.host, plain.source.port, plain.source.user) == ("ch", 8123, "file-user")
+    kafka = service_config_from_data(
+        {"source": {"kind": "kafka", "brokers": ["k:9092"], "topic": "t"}, "postgres": PG},
+        {"TA_CLICKHOUSE_URL": "http://ch:8123"},
+    )
+    assert kafka.source.kind == "kafka"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ch:8123", "must be http"),
+        ("tcp://ch:9000", "must be http"),
+        ("http://ch:notaport", "must be http"),
+        ("http://torghut:pw-s3cret@ch:8123", "without credentials"),
+        ("http://ch:8123/torghut", "without credentials, path or query"),
+    ],
+)
+def test_a_bad_clickhouse_url_fails_naming_the_variable_and_never_echoes_it(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as failure:
+        service_config_from_data(
+            {"source": {"kind": "clickhouse"}, "postgres": PG}, {"TA_CLICKHOUSE_URL": url}
+        )
+    assert "TA_CLICKHOUSE_URL" in str(failure.value)
+    assert "s3cret" not in str(failure.value)
+
+
+def test_bad_recovery_variables_fail_with_the_field() -> None:
+    source = {"source": {"kind": "clickhouse"}, "postgres": PG}
+    with pytest.raises(ConfigError, match="snapshot_interval_s"):
+        service_config_from_data(source, {"BYTEWAX_SNAPSHOT_INTERVAL": "0"})
+    with pytest.raises(ConfigError, match="recovery_backup_interval_s"):
+        service_config_from_data(source, {"BYTEWAX_RECOVERY_BACKUP_INTERVAL": "soon"})
+
+
+def test_the_service_refuses_more_than_one_worker_per_process() -> None:
+    assert cluster_from_env({"BYTEWAX_WORKERS_PER_PROCESS": "1"}) is None
+    with pytest.raises(ConfigError, match="one worker per process"):
+        cluster_from_env({"BYTEWAX_WORKERS_PER_PROCESS": "4", "BYTEWAX_ADDRESSES": "a:1;b:1"})
 
 
 def test_unknown_keys_and_bad_sources_fail_with_the_field() -> None:

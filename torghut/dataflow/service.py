@@ -397,13 +397,25 @@ def ensure_signal_table(config: ServiceConfig) -> None:
 def cluster_from_env(environ: Mapping[str, str]) -> tuple[list[str], int] | None:
     """Read bytewax's ``BYTEWAX_ADDRESSES`` and ``BYTEWAX_PROCESS_ID`` (one worker per process).
 
-    Returns ``None`` for a single process; raises ``ConfigError`` when the two disagree.
+    Returns ``None`` for a single process; raises ``ConfigError`` when the two disagree, or when
+    ``BYTEWAX_WORKERS_PER_PROCESS`` asks for anything but the one worker per process the service runs.
 
     >>> cluster_from_env({"BYTEWAX_ADDRESSES": "a:1;b:1", "BYTEWAX_PROCESS_ID": "1"})
     (['a:1', 'b:1'], 1)
     >>> cluster_from_env({}) is None
     True
+    >>> cluster_from_env({"BYTEWAX_WORKERS_PER_PROCESS": "2"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    torghut.dataflow.config.ConfigError: BYTEWAX_WORKERS_PER_PROCESS is '2': the service runs one worker...
     """
+    workers = environ.get("BYTEWAX_WORKERS_PER_PROCESS", "").strip()
+    if workers not in {"", "1"}:
+        msg = (
+            f"BYTEWAX_WORKERS_PER_PROCESS is {workers!r}: the service runs one worker per process (worker "
+            "threads of one process contend for the GIL); scale with processes"
+        )
+        raise ConfigError(msg)
     addresses = [a for a in environ.get("BYTEWAX_ADDRESSES", "").split(";") if a.strip()]
     if len(addresses) <= 1:
         return None
@@ -415,13 +427,16 @@ def cluster_from_env(environ: Mapping[str, str]) -> tuple[list[str], int] | None
     return addresses, int(raw_id)
 
 
-def recovery_config(directory: Path) -> RecoveryConfig:
-    """Return bytewax's recovery configuration, creating one partition in an empty directory first."""
+def recovery_config(directory: Path, backup_interval_s: float = 0.0) -> RecoveryConfig:
+    """Return bytewax's recovery configuration, creating one partition in an empty directory first.
+
+    ``backup_interval_s`` is how long bytewax keeps superseded snapshots before garbage collecting them.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     if not any(directory.iterdir()):
         init_db_dir(directory, 1)
         logger.info("created bytewax recovery partitions in %s", directory)
-    return RecoveryConfig(directory)
+    return RecoveryConfig(directory, backup_interval=timedelta(seconds=backup_interval_s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,8 +500,11 @@ def run_service(
         say(f"metrics on http://{metrics.address}:{metrics.port}/metrics")
     recovery = None
     if config.recovery_dir is not None:
-        recovery = recovery_config(config.recovery_dir)
-        say(f"recovery in {config.recovery_dir}, snapshots every {config.snapshot_interval_s} s")
+        recovery = recovery_config(config.recovery_dir, config.recovery_backup_interval_s)
+        say(
+            f"recovery in {config.recovery_dir}, snapshots every {config.snapshot_interval_s} s, "
+            f"superseded snapshots kept {config.recovery_backup_interval_s} s"
+        )
     adapter = build_adapter(config)
     if adapter is not None and config.adapter_kind == "alpaca":
         dsn = config.postgres.dsn.get_secret_value()

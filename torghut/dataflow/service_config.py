@@ -13,8 +13,11 @@ service's own sections. One YAML file holds both: the engine sections (``runtime
     account: {release_lateness_s: 2}
 
 Environment variables override the file: torghut's engine variables (``TRADING_*``), the PostgreSQL DSN
-(:data:`DATABASE_URL_ENV`), the metrics address (:data:`METRICS_ADDRESS_ENV`) and torghut's signal
-settings ``TRADING_SIGNAL_TABLE``, ``TRADING_SIGNAL_BATCH_SIZE``, ``TRADING_SIGNAL_LOOKBACK_MINUTES``.
+(:data:`DATABASE_URL_ENV`), the metrics address (:data:`METRICS_ADDRESS_ENV`), torghut's signal
+settings ``TRADING_SIGNAL_TABLE``, ``TRADING_SIGNAL_BATCH_SIZE``, ``TRADING_SIGNAL_LOOKBACK_MINUTES``,
+torghut's ClickHouse connection (:data:`CLICKHOUSE_URL_ENV`, :data:`CLICKHOUSE_USER_ENV`,
+:data:`CLICKHOUSE_PASSWORD_ENV`) and bytewax's recovery settings (:data:`RECOVERY_ENV`:
+``BYTEWAX_RECOVERY_DIRECTORY``, ``BYTEWAX_SNAPSHOT_INTERVAL``, ``BYTEWAX_RECOVERY_BACKUP_INTERVAL``).
 The Alpaca adapter reads its keys and switches (``APCA_*``, ``TRADING_MODE``, ``TRADING_LIVE_ENABLED``)
 from the environment only. Secrets are :class:`~pydantic.SecretStr`: never in ``repr``, logs or dumps.
 
@@ -28,7 +31,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -44,6 +47,22 @@ CATALOG_PATH_ENV = "TRADING_STRATEGY_CONFIG_PATH"
 
 METRICS_ADDRESS_ENV = "TORGHUT_METRICS_ADDRESS"
 """``host:port`` of ``/metrics`` (``off`` disables it); overrides ``metrics_address``."""
+
+CLICKHOUSE_URL_ENV = "TA_CLICKHOUSE_URL"
+"""torghut's ClickHouse HTTP endpoint ``http(s)://host:port``: sets ``source.host``, ``port``, ``secure``."""
+
+CLICKHOUSE_USER_ENV = "TA_CLICKHOUSE_USERNAME"
+"""torghut's ClickHouse user; sets ``source.user``."""
+
+CLICKHOUSE_PASSWORD_ENV = "TA_CLICKHOUSE_PASSWORD"
+"""torghut's ClickHouse password (a secret); sets ``source.password``."""
+
+RECOVERY_ENV = {
+    "BYTEWAX_RECOVERY_DIRECTORY": "recovery_dir",
+    "BYTEWAX_SNAPSHOT_INTERVAL": "snapshot_interval_s",
+    "BYTEWAX_RECOVERY_BACKUP_INTERVAL": "recovery_backup_interval_s",
+}
+"""bytewax's own recovery variables (as ``python -m bytewax.run`` reads them) and the settings they set."""
 
 SERVICE_LATENESS_S = 2
 """The service's default ``account.release_lateness_s``."""
@@ -270,6 +289,9 @@ class ServiceConfig(_Section):
             without recovery (state restarts empty; the ClickHouse cursor still resumes from
             ``trade_cursor``).
         snapshot_interval_s: Epoch length: how often state is snapshotted (and sinks flushed).
+        recovery_backup_interval_s: bytewax's ``backup_interval``: how long superseded snapshots are
+            kept before they are garbage collected (0 drops them at once; raise it when the recovery
+            partitions are backed up out of band).
         trading_control: The runtime kill switch and trading switch in PostgreSQL's ``trading_control``
             table (``torghut control``), read before every order: ``on``, ``off``, or ``auto`` (on unless
             the adapter is ``paper``).
@@ -283,6 +305,14 @@ class ServiceConfig(_Section):
     metrics_address: str | None = "127.0.0.1:9464"
     recovery_dir: Path | None = None
     snapshot_interval_s: float = Field(default=10.0, gt=0)
+    recovery_backup_interval_s: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "bytewax's backup_interval: how long superseded recovery snapshots are kept before garbage "
+            "collection (0 drops them at once)."
+        ),
+    )
     trading_control: Literal["auto", "on", "off"] = Field(
         default="auto",
         description=(
@@ -324,7 +354,9 @@ def service_config_from_data(
     source = dict(service_data.get("source") or {})
     if source.get("kind", "clickhouse") == "clickhouse":
         source.update({field: env[name] for name, field in _SIGNAL_ENV.items() if env.get(name)})
+        source.update(_clickhouse_env(env))
     service_data["source"] = source
+    service_data.update({field: env[name] for name, field in RECOVERY_ENV.items() if env.get(name)})
     if env.get(CATALOG_PATH_ENV):
         service_data["catalog"] = env[CATALOG_PATH_ENV]
     if env.get(DATABASE_URL_ENV):
@@ -337,6 +369,41 @@ def service_config_from_data(
     except ValidationError as exc:
         msg = f"invalid service configuration{where}:\n{exc}"
         raise ConfigError(msg) from exc
+
+
+def _clickhouse_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The ClickHouse source fields torghut's ``TA_CLICKHOUSE_*`` variables set.
+
+    >>> _clickhouse_env({"TA_CLICKHOUSE_URL": "http://torghut-clickhouse.torghut.svc:8123"})
+    {'host': 'torghut-clickhouse.torghut.svc', 'port': 8123, 'secure': False}
+    >>> _clickhouse_env({"TA_CLICKHOUSE_URL": "https://ch.example", "TA_CLICKHOUSE_USERNAME": "torghut"})
+    {'host': 'ch.example', 'port': 8443, 'secure': True, 'user': 'torghut'}
+    """
+    fields: dict[str, Any] = {}
+    url = env.get(CLICKHOUSE_URL_ENV, "").strip()
+    if url:
+        parsed = urlsplit(url)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        # The value is never echoed: it may carry a password.
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname or port == -1:
+            msg = f"{CLICKHOUSE_URL_ENV} must be http(s)://host[:port] (scheme {parsed.scheme!r})"
+            raise ConfigError(msg)
+        if parsed.username or parsed.password or parsed.path.strip("/") or parsed.query:
+            msg = (
+                f"{CLICKHOUSE_URL_ENV} must be http(s)://host[:port] without credentials, path or query; "
+                f"credentials go in {CLICKHOUSE_USER_ENV} and {CLICKHOUSE_PASSWORD_ENV}"
+            )
+            raise ConfigError(msg)
+        secure = parsed.scheme == "https"
+        fields.update(host=parsed.hostname, port=port or (8443 if secure else 8123), secure=secure)
+    if env.get(CLICKHOUSE_USER_ENV):
+        fields["user"] = env[CLICKHOUSE_USER_ENV]
+    if env.get(CLICKHOUSE_PASSWORD_ENV):
+        fields["password"] = env[CLICKHOUSE_PASSWORD_ENV]
+    return fields
 
 
 def load_service_config(path: Path, environ: Mapping[str, str] | None = None) -> ServiceConfig:
