@@ -62,7 +62,10 @@ runtime:
 ```
 
 Defaults are the engine's effective defaults (where the engine deliberately differs from torghut, the
-model's docstring says why). Environment variables that are not listed are not read by the loader.
+model's docstring says why). Environment variables that are not listed are not read by the loader, except
+two spellings torghut also accepts: `TRADING_ALLOCATOR_CORRELATION_GROUP_NOTIONAL_CAPS` for
+`allocation.correlation_group_caps` and `TRADING_ALLOCATOR_CORRELATION_SYMBOL_GROUPS` for
+`allocation.symbol_correlation_groups`.
 """
 
 SERVICE_HEADER = """\
@@ -74,8 +77,9 @@ the engine sections above (`runtime`, `aggregation`, `allocation`, `account`, `t
 service's own keys below. The engine sections mean the same in the service with one different default:
 `account.release_lateness_s` is 2 (seconds of event time) instead of holding every input to the end. The
 environment overrides the file (the engine's variables above and the ones listed here); the Alpaca adapter
-reads its keys and switches (`APCA_*`, `TRADING_MODE`, `TRADING_LIVE_ENABLED`, `TRADING_ACCOUNT_LABEL`)
-from the environment only. Secrets are never shown in `repr`, logs or dumps.
+reads its keys and switches from the environment only: `APCA_API_KEY_ID`, `APCA_API_SECRET_KEY`,
+`APCA_API_BASE_URL`, `TRADING_MODE`, `TRADING_LIVE_ENABLED`, `TRADING_ACCOUNT_LABEL`, and
+`ALPACA_REQUEST_TIMEOUT_S` (connect and read timeout of every broker call, 10 s; an engine addition). Secrets are never shown in `repr`, logs or dumps.
 
 ```yaml
 # service.yaml: source and postgres are required
