@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -51,13 +52,15 @@ out = Console()
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message is shown as written (catalog entries, values and paths may hold square brackets) and
+    # unwrapped, so each line names its entry and field whatever the terminal's width.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
 def _line(text: str, to: Console = out) -> None:
-    """Print ``text`` as one unwrapped line, no markup highlighting (messages tests and operators grep)."""
-    to.print(text, highlight=False, soft_wrap=True)
+    """Print ``text`` as one unwrapped line, as written: no markup, no highlighting (what operators grep)."""
+    to.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -211,23 +214,34 @@ def diff(
     """Compare two replay outputs stream by stream and show the first differing record."""
     from torghut.recovery.replay_digest import digest_file, first_difference
 
+    for directory in (left, right):
+        if not directory.is_dir():
+            message = f"not a replay output directory: {directory}"
+            raise _fail(message)
+    # Every stream of either side: one that only one side has is a difference too.
+    names = sorted({p.name for p in left.glob("*.jsonl")} | {p.name for p in right.glob("*.jsonl")})
+    if not names:
+        message = f"no replay streams (*.jsonl) in {left} or {right}"
+        raise _fail(message)
     differing = 0
-    for path in sorted(left.glob("*.jsonl")):
-        other = right / path.name
-        if not other.is_file():
-            out.print(f"{path.name}: missing in {right}")
+    for name in names:
+        path, other = left / name, right / name
+        lacking = [str(d) for d, f in ((left, path), (right, other)) if not f.is_file()]
+        if lacking:
+            _line(f"{name}: missing in {lacking[0]}")
             differing += 1
             continue
         a, b = digest_file(path), digest_file(other)
         if a.sha256 == b.sha256:
-            out.print(f"{path.name}: identical ({a.count:,} records, {a.sha256[:16]})")
+            _line(f"{name}: identical ({a.count:,} records, {a.sha256[:16]})")
             continue
         differing += 1
         found = first_difference(path, other)
-        out.print(f"{path.name}: differs ({a.count:,} vs {b.count:,} records)")
+        _line(f"{name}: differs ({a.count:,} vs {b.count:,} records)")
         if found is not None:
+            # Each record on one line, as it is in the files (raw input text may hold square brackets).
             number, la, lb = found
-            out.print(f"  first difference at record {number}:\n  - {la}\n  + {lb}", highlight=False)
+            _line(f"  first difference at record {number}:\n  - {la}\n  + {lb}")
     raise typer.Exit(code=1 if differing else 0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import psycopg
 import pytest
 
 from tests.connectors.postgres.support import free_port
-from torghut.connectors.postgres import LocalPostgres
+from tests.integration.support import dump_tables
+from torghut.connectors.clickhouse import SignalCursor
+from torghut.connectors.postgres import LocalPostgres, TradeCursor, load_cursor
 
 pytestmark = pytest.mark.integration
 
@@ -33,10 +36,20 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_e_run_once_on_embedded_defaults_leaves_decisions_and_paper_fills_in_postgres(workdir: Path) -> None:
-    env = {**os.environ, "TORGHUT_METRICS_ADDRESS": "127.0.0.1:0", "COLUMNS": "200"}
-    env.pop("TORGHUT_DATABASE_URL", None)
-    done = subprocess.run(
+def _stored(workdir: Path) -> tuple[dict[str, list[tuple[str, str]]], TradeCursor | None]:
+    """Start the run's own PostgreSQL again and read every row (with its ``xmin``) and the cursor."""
+    server = LocalPostgres()
+    try:
+        dsn = server.start(workdir / "var" / "postgres", free_port())
+        with psycopg.connect(dsn) as conn:
+            cursor = load_cursor(conn, "clickhouse")
+        return dump_tables(dsn), cursor
+    finally:
+        server.stop()
+
+
+def _run_once(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [str(TORGHUT), "run", "--once"],
         cwd=workdir,
         env=env,
@@ -45,6 +58,12 @@ def test_e_run_once_on_embedded_defaults_leaves_decisions_and_paper_fills_in_pos
         timeout=300,
         check=False,
     )
+
+
+def test_e_run_once_on_embedded_defaults_leaves_decisions_and_paper_fills_in_postgres(workdir: Path) -> None:
+    env = {**os.environ, "TORGHUT_METRICS_ADDRESS": "127.0.0.1:0", "COLUMNS": "200"}
+    env.pop("TORGHUT_DATABASE_URL", None)
+    done = _run_once(workdir, env)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "seeded 12,000 sample signals" in done.stderr
     assert "stopped the local PostgreSQL" in done.stderr
@@ -66,15 +85,28 @@ def test_e_run_once_on_embedded_defaults_leaves_decisions_and_paper_fills_in_pos
     assert cursor is not None
     assert f"{int(str(decisions[0])):,}" in done.stdout
 
-    again = subprocess.run(
-        [str(TORGHUT), "run", "--once"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    # "Run it again and it resumes from the stored cursor": the seeded signals are all behind that cursor,
+    # so the second run starts exactly there, reads nothing, and leaves every row as it was: no row
+    # added, none rewritten (same xmin), the cursor unchanged.
+    rows_before, stored = _stored(workdir)
+    assert stored is not None and stored.cursor_at is not None
+    assert rows_before["trade_cursor"] and rows_before["trade_decisions"]
+
+    again = _run_once(workdir, env)
+
     assert again.returncode == 0, again.stderr[-4000:]
     assert "reusing its signals" in again.stderr
-    assert "start cursor" in again.stderr
+    assert "seeded" not in again.stderr
+    resumed = SignalCursor(stored.cursor_at, stored.cursor_seq, stored.cursor_symbol)
+    assert f", start cursor {resumed}" in again.stderr
+    rows_after, cursor_after = _stored(workdir)
+    assert cursor_after == stored
+    assert rows_after == rows_before
+    assert _summary_rows(again.stdout) == _summary_rows(done.stdout)
+
+
+def _summary_rows(stdout: str) -> dict[str, int]:
+    """The counts of the run's summary table (``decisions``, ``orders``, ...), read from PostgreSQL."""
+    rows = dict(re.findall(r"^│ ([a-z ]+?) +│ +([0-9,]+) │$", stdout, flags=re.MULTILINE))
+    assert {"decisions", "fills", "dead letters"} <= rows.keys(), stdout
+    return {name: int(value.replace(",", "")) for name, value in rows.items()}
