@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from unittest.mock import Mock
+import json
+from http import HTTPStatus
 
 import pytest
 import requests
@@ -12,8 +13,27 @@ from torghut.connectors.alpaca import classify, is_retryable, rejection_reason
 
 
 def api_error(status: int, body: str) -> APIError:
-    response = Mock(status_code=status)
-    return APIError(body, Mock(response=response))  # type: ignore[no-untyped-call]
+    """The error alpaca-py raises for an error answer, built as its ``RESTClient._one_request`` builds it."""
+    response = requests.Response()
+    response.status_code = status
+    response.reason = HTTPStatus(status).phrase
+    response.url = "http://127.0.0.1:8711/v2/orders"
+    response._content = body.encode()
+    response.headers["Content-Type"] = _content_type(body)
+    try:
+        response.raise_for_status()
+    except requests.HTTPError as http_error:
+        return APIError(response.text, http_error)  # type: ignore[no-untyped-call]
+    msg = f"status {status} is not an error answer"
+    raise AssertionError(msg)
+
+
+def _content_type(body: str) -> str:
+    try:
+        json.loads(body)
+    except ValueError:
+        return "text/plain; charset=utf-8"
+    return "application/json"
 
 
 @pytest.mark.parametrize(
