@@ -22,6 +22,21 @@ from torghut.dataflow.worker import listening_ports, wait_for_listeners
 CATALOG = Path(__file__).resolve().parents[2] / "benchmarks" / "catalog.yaml"
 
 
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps; every sleep is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def test_a_listening_port_is_seen_and_waited_for_without_delay() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
         server.bind(("127.0.0.1", 0))
@@ -30,31 +45,62 @@ def test_a_listening_port_is_seen_and_waited_for_without_delay() -> None:
         assert ports is not None and port not in ports  # bound, not yet listening
         server.listen()
         assert port in (listening_ports() or set())
-        started = time.monotonic()
-        assert wait_for_listeners([f"127.0.0.1:{port}"], timeout_s=5)
-        assert time.monotonic() - started < 1
+        clock = FakeClock()
+        assert wait_for_listeners([f"127.0.0.1:{port}"], timeout_s=5, clock=clock, sleep=clock.sleep)
+        assert clock.sleeps == []  # seen on the first check: no wait at all
 
 
 def test_waiting_for_a_port_nobody_listens_on_gives_up_at_the_timeout() -> None:
     (address,) = free_addresses(1)
-    started = time.monotonic()
-    assert not wait_for_listeners([address], timeout_s=0.2)
-    assert 0.2 <= time.monotonic() - started < 2
-    assert wait_for_listeners([])  # the first process waits for nobody
+    clock = FakeClock()
+    assert not wait_for_listeners([address], timeout_s=0.2, clock=clock, sleep=clock.sleep)
+    # It checked every 5 ms until the deadline and gave up at the first check at or past it.
+    assert clock.sleeps and set(clock.sleeps) == {0.005}
+    assert clock.now >= 0.2 > clock.now - 0.005
+    assert wait_for_listeners([], clock=clock, sleep=clock.sleep)  # the first process waits for nobody
+    assert clock.now >= 0.2 > clock.now - 0.005  # ... without a single check's wait
 
 
 def test_a_worker_waits_for_the_split_and_gives_up_when_the_splitter_is_gone(tmp_path: Path) -> None:
     signals = tmp_path / "signals.jsonl"
     signals.write_text('{"symbol":"A"}\n{"symbol":"B"}\n')
     split_dir = tmp_path / "split"
-    assert not wait_for_split(signals, 2, split_dir, "paper", alive=lambda: False)
-    splitter = threading.Timer(0.1, lambda: split_shards(signals, 2, split_dir, account="paper"))
+    clock = FakeClock()
+    assert not wait_for_split(signals, 2, split_dir, "paper", alive=lambda: False, sleep=clock.sleep)
+    assert clock.sleeps == []  # the splitter is gone: no wait
+    # The splitter goes away while the worker waits: it stops at the next check.
+    checks = iter([True, True, False])
+    assert not wait_for_split(signals, 2, split_dir, "paper", alive=lambda: next(checks), sleep=clock.sleep)
+    assert clock.sleeps == [0.005, 0.005]
+
+    # The split is made by another thread once the worker has started waiting for it.
+    waiting, split_done = threading.Event(), threading.Event()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        waiting.set()
+        time.sleep(seconds)
+
+    def split() -> None:
+        if waiting.wait(timeout=30):
+            split_shards(signals, 2, split_dir, account="paper")
+            split_done.set()
+
+    def alive() -> bool:  # a splitter that failed ends the wait (False) instead of hanging it
+        return splitter.is_alive() or split_done.is_set()
+
+    splitter = threading.Thread(target=split)
     splitter.start()
-    started = time.monotonic()
-    assert wait_for_split(signals, 2, split_dir, "paper", alive=lambda: True)
-    assert 0.1 <= time.monotonic() - started < 5
+    try:
+        assert wait_for_split(signals, 2, split_dir, "paper", alive=alive, sleep=sleep)
+    finally:
+        waiting.set()
+        splitter.join(timeout=30)
+    assert sleeps and set(sleeps) == {0.005}  # it waited for the split, in 5 ms steps
     assert sorted(load_symbol_keys(split_dir)) == ["A", "B"]
-    splitter.join()
+    assert wait_for_split(signals, 2, split_dir, "paper", alive=lambda: False, sleep=clock.sleep)
+    assert clock.sleeps == [0.005, 0.005]  # a complete split is seen at once, splitter or not
 
 
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "new-interpreter"])

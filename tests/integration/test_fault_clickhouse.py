@@ -9,10 +9,13 @@ once ClickHouse is back every row is read exactly once.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 from prometheus_client import CollectorRegistry
 
-from tests.connectors.clickhouse.support import http_client, insert_rows, signal_row, start_front
+from tests.connectors.clickhouse.support import FixedClock, http_client, insert_rows, signal_row, start_front
 from tests.integration.support import service_config
 from torghut.connectors.clickhouse import (
     ClickHouseSource,
@@ -100,6 +103,69 @@ def _failures(metrics: EngineMetrics = METRICS) -> float:
     return value or 0.0
 
 
+_FAILED_POLL = re.compile(r"ClickHouse poll failed on (\S+) \((\d+) in a row, retry in ([\d.]+)s\)")
+
+
+def _backoffs(records: list[logging.LogRecord]) -> dict[str, list[tuple[int, float]]]:
+    """Per partition, each failed poll's ``(failures in a row, retry delay)``, from the source's warnings."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for record in records:
+        match = _FAILED_POLL.match(record.getMessage())
+        if record.levelno == logging.WARNING and match:
+            found.setdefault(match[1], []).append((int(match[2]), float(match[3])))
+    return found
+
+
+def _schedule(failures: int, initial_s: float, max_s: float) -> list[tuple[int, float]]:
+    """The backoff a run of ``failures`` failed polls must follow: doubling from ``initial_s`` to ``max_s``."""
+    return [(n, round(min(max_s, initial_s * 2 ** (n - 1)), 1)) for n in range(1, failures + 1)]
+
+
+@dataclass(frozen=True)
+class _Poll:
+    at: datetime  # when bytewax called ``next_batch``
+    awake: datetime | None  # the awake time the partition's previous poll had asked for
+    failed: bool
+
+
+def _record_polls(source: ClickHouseSource, polls: list[_Poll]) -> None:
+    """Record every poll of the source's (single) partition."""
+    build_part = source.build_part
+
+    def recording_build_part(step_id: str, for_part: str, resume_state: Any) -> Any:
+        part = build_part(step_id, for_part, resume_state)
+        next_batch = part.next_batch
+
+        def recording_next_batch() -> list[SignalItem]:
+            at, awake, errors = utc_now(), part.next_awake(), source.stats.errors
+            try:
+                return next_batch()
+            finally:
+                polls.append(_Poll(at, awake, source.stats.errors > errors))
+
+        part.next_batch = recording_next_batch  # type: ignore[method-assign]
+        return part
+
+    source.build_part = recording_build_part  # type: ignore[method-assign]
+
+
+class _FailuresTakeTime:
+    """A clickhouse-connect client whose failed query moves the test's clock on by ``cost`` (a timeout)."""
+
+    def __init__(self, client: Any, clock: FixedClock, cost: timedelta) -> None:
+        self._client, self._clock, self._cost = client, clock, cost
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._client.query(*args, **kwargs)
+        except Exception:
+            self._clock.now += self._cost
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 def test_clickhouse_killed_mid_run_backs_off_then_every_row_is_read_exactly_once(
     front: HttpFrontProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -121,6 +187,8 @@ def test_clickhouse_killed_mid_run_backs_off_then_every_row_is_read_exactly_once
         until=until,
         metrics=metrics,
     )
+    polls: list[_Poll] = []
+    _record_polls(source, polls)
     out: list[SignalItem] = []
     flow = Dataflow("clickhouse_outage")
     op.output("out", op.input("clickhouse_in", flow, source), TestingSink(out))
@@ -129,15 +197,13 @@ def test_clickhouse_killed_mid_run_backs_off_then_every_row_is_read_exactly_once
         _wait_for(lambda: len(out) == len(before) or failed, 10, "the rows inserted before the outage")
         cursor_before = source.stats.cursors[PART]
 
-        # The outage: SIGKILL the engine's process; nothing is inserted while it is down.
+        # The outage: SIGKILL the engine's process; nothing is inserted while it is down. Five failed
+        # polls: the backoff doubles from 0.1 s and reaches its 0.8 s cap.
         front.kill()
-        outage_start = time.monotonic()
-        _wait_for(lambda: source.stats.errors >= 3, 5, "three failed polls")
-        time.sleep(max(0.0, 2.0 - (time.monotonic() - outage_start)))
+        # (A failed poll is counted, then logged: wait for its warning, the last of the two.)
+        _wait_for(lambda: len(_backoffs(caplog.records).get(PART, [])) >= 5, 30, "five failed polls")
         failures = source.stats.errors
-        outage_s = time.monotonic() - outage_start
-        # Backoff 0.1, 0.2, 0.4, then 0.8 s: 5 polls in 2 s, where a busy loop would make thousands.
-        assert 3 <= failures <= 5 + outage_s / 0.8, f"{failures} failed polls in {outage_s:.1f}s"
+        assert _backoffs(caplog.records)[PART][:5] == _schedule(5, 0.1, 0.8)
         assert len(out) == len(before)
         assert source.stats.cursors[PART] == cursor_before, "a failed poll moved the cursor"
         assert _failures(metrics) == failures
@@ -149,7 +215,6 @@ def test_clickhouse_killed_mid_run_backs_off_then_every_row_is_read_exactly_once
 
         # ClickHouse is back on the same data directory and port; the source reconnects by itself.
         front.start()
-        outage_s = time.monotonic() - outage_start
         after = [*_rows(start + timedelta(minutes=1), 600, 400), signal_row("AAPL", until, 10_000)]
         insert_rows(http_client(front), table, after)
         runner.join(timeout=15)
@@ -164,9 +229,21 @@ def test_clickhouse_killed_mid_run_backs_off_then_every_row_is_read_exactly_once
     assert set(keys) == {_inserted_key(row) for row in before + after}, "a row was lost"
     assert [position.offset for _, position in out] == list(range(len(out)))
     assert source.stats.cursors[PART] == SignalCursor(until, cursor_seq=10_000, cursor_symbol="AAPL")
-    assert failures <= source.stats.errors <= 5 + outage_s / 0.8
-    assert _failures(metrics) == source.stats.errors
-    assert any("succeeded after" in r.getMessage() for r in caplog.records)
+    # One run of failed polls, each waiting out its backoff before the next (no busy loop): every poll
+    # after a failed one came no earlier than the awake time the failure set, the backoff after the
+    # failed poll's start.
+    errors = source.stats.errors
+    assert errors >= failures
+    assert _failures(metrics) == errors
+    assert _backoffs(caplog.records) == {PART: _schedule(errors, 0.1, 0.8)}
+    assert any(f"succeeded after {errors} failed polls" in r.getMessage() for r in caplog.records)
+    assert sum(poll.failed for poll in polls) == errors
+    delays = iter(delay for _, delay in _schedule(errors, 0.1, 0.8))
+    for previous, poll in pairwise(polls):
+        if previous.failed:
+            assert poll.awake is not None, "a poll after a failed one was not held back"
+            assert poll.awake >= previous.at + timedelta(seconds=next(delays))
+        assert poll.awake is None or poll.at >= poll.awake, "bytewax polled before the awake time"
 
 
 def test_a_poll_slower_than_the_client_timeout_fails_and_the_retry_reads_the_rows(
@@ -178,11 +255,15 @@ def test_a_poll_slower_than_the_client_timeout_fails_and_the_retry_reads_the_row
     first, second = _rows(start, 0, 50), _rows(start + timedelta(minutes=1), 50, 50)
     insert_rows(admin, table, first)
     metrics = EngineMetrics(CollectorRegistry())
+    # The source's clock is the test's: a failed query moves it on by the client's 1 s timeout.
+    clock = FixedClock(utc_now())
+    timeout = timedelta(seconds=1)
     source = ClickHouseSource(
-        lambda: http_client(front, send_receive_timeout=1),
+        lambda: _FailuresTakeTime(http_client(front, send_receive_timeout=1), clock, timeout),
         settings=ReaderSettings(table=str(table), batch_size=500, fast_forward=False),
         poll=PollSettings(poll_interval_s=0.05, backoff_initial_s=0.3),
         start_cursor=SignalCursor(start - timedelta(seconds=1)),
+        clock=clock,
         metrics=metrics,
     )
     part = source.build_part("clickhouse_in", PART, None)
@@ -192,20 +273,18 @@ def test_a_poll_slower_than_the_client_timeout_fails_and_the_retry_reads_the_row
         insert_rows(admin, table, second)
 
         front.delay_next(2.5)  # the next statement answers after the client has given up
-        started = time.monotonic()
+        poll_start = clock.now
         assert part.next_batch() == []
-        waited = time.monotonic() - started
-        awake = part.next_awake()
-        assert 1.0 <= waited < 2.5, f"the poll returned after {waited:.2f}s, not at the 1 s client timeout"
+        # The client gave up at its 1 s read timeout, not when the answer came 2.5 s later.
         assert source.stats.errors == 1
-        assert "timed out" in (source.stats.last_error or "")
+        failure = source.stats.last_error or ""
+        assert failure.startswith("OperationalError: ") and "Read timed out. (read timeout=1)" in failure
         assert _failures(metrics) == 1
-        assert awake is not None
-        assert (
-            0 < (awake - utc_now()).total_seconds() <= 0.3
-        )  # backoff_initial_s after the failure, not at once
+        # The retry waits backoff_initial_s from the failure (the poll start + the timeout), not at once.
+        awake = part.next_awake()
+        assert awake == poll_start + timeout + timedelta(seconds=0.3)
 
-        time.sleep(max(0.0, (awake - utc_now()).total_seconds()))
+        clock.now = awake
         retried = part.next_batch()
         read += retried
     finally:
@@ -227,6 +306,7 @@ def test_the_service_rides_out_a_clickhouse_outage_over_http_and_commits_the_las
     front: HttpFrontProcess, dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The whole service, configured like production (host and port, HTTP client defaults)."""
+    caplog.set_level(logging.INFO, logger="torghut.connectors.clickhouse.source")
     admin = http_client(front)
     table = create_ta_signals(admin, TableRef("torghut", "ta_signals"), ttl_days=None)
     start = utc_now().replace(microsecond=0) - timedelta(seconds=30)
@@ -248,10 +328,8 @@ def test_the_service_rides_out_a_clickhouse_outage_over_http_and_commits_the_las
         _wait_for(lambda: _cursor(dsn) is not None or failed, 20, "a committed cursor before the outage")
         committed = _cursor(dsn)
         front.kill()
-        outage_start = time.monotonic()
-        _wait_for(lambda: _failures() - errors_before >= 2, 5, "two failed polls")
+        _wait_for(lambda: _failures() - errors_before >= 2, 30, "two failed polls")
         front.start()
-        outage_s = time.monotonic() - outage_start
         admin = http_client(front)
         admin.insert(str(table), [r for r in rows if r[ts] >= split], column_names=columns)
         runner.join(timeout=30)
@@ -261,10 +339,17 @@ def test_the_service_rides_out_a_clickhouse_outage_over_http_and_commits_the_las
     assert not runner.is_alive(), "the service did not end after the outage"
     assert not failed, failed
     failures = _failures() - errors_before
-    assert 2 <= failures <= 3 + outage_s / 0.5, f"{failures} failed polls in {outage_s:.1f}s"
-    assert any(
-        "ClickHouse poll failed" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
-    )
+    assert failures >= 2
+    # Each partition's failed polls waited out the default backoff (0.5 s doubling), one warning each,
+    # and each partition that failed read again.
+    backoffs = _backoffs(caplog.records)
+    assert sum(len(run) for run in backoffs.values()) == failures
+    for label, run in backoffs.items():
+        assert run == _schedule(len(run), 0.5, 30.0), (label, run)
+        assert any(
+            r.getMessage() == f"ClickHouse poll on {label} succeeded after {len(run)} failed polls"
+            for r in caplog.records
+        )
     # The cursor moved on from where it stood at the outage to the last row: every row went through.
     assert committed is not None and committed.cursor_at is not None and committed.cursor_at < split
     symbol, seq = last[TA_SIGNAL_COLUMNS.index("symbol")], last[TA_SIGNAL_COLUMNS.index("seq")]

@@ -146,16 +146,23 @@ def load_symbol_keys(split_dir: Path) -> dict[str, str]:
 
 
 def wait_for_split(
-    path: Path, shards: int, split_dir: Path, account: str, *, alive: Callable[[], bool]
+    path: Path,
+    shards: int,
+    split_dir: Path,
+    account: str,
+    *,
+    alive: Callable[[], bool],
+    sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
     """Wait until ``split_dir`` holds a complete split of ``path`` (:func:`split_shards`, run elsewhere).
 
     Returns False as soon as ``alive()`` is false (whoever splits has gone), True once the split is there.
+    Between two checks it calls ``sleep(0.005)`` (tests inject it).
     """
     while not _split_complete(path, shards, split_dir, account):
         if not alive():
             return False
-        time.sleep(0.005)
+        sleep(0.005)
     return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,23 +36,30 @@ def listening_ports() -> set[int] | None:
     return ports
 
 
-def wait_for_listeners(addresses: Sequence[str], timeout_s: float = 10.0) -> bool:
+def wait_for_listeners(
+    addresses: Sequence[str],
+    timeout_s: float = 10.0,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
     """Wait until every ``host:port`` of ``addresses`` (on this machine) listens; False on timeout or unknown.
 
     A bytewax process connects to every lower-indexed process, and timely waits a whole second before
     retrying a refused connection: waiting for the listeners first saves that second at every start.
+    ``clock`` (seconds) and ``sleep`` pace the checks, 5 ms apart; tests inject them.
     """
     wanted = {int(address.rpartition(":")[2]) for address in addresses}
-    deadline = time.monotonic() + timeout_s
+    deadline = clock() + timeout_s
     while True:
         ports = listening_ports()
         if ports is None:
             return False
         if wanted <= ports:
             return True
-        if time.monotonic() >= deadline:
+        if clock() >= deadline:
             return False
-        time.sleep(0.005)
+        sleep(0.005)
 
 
 def main(argv: list[str]) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -258,12 +257,16 @@ def test_an_undelivered_record_fails_the_batch_once_the_retries_are_spent(
     gone.stop()  # nothing listens there any more: every attempt times out
     topic = f"intents-{uuid.uuid4().hex[:8]}"
     policy = DeliveryPolicy(max_attempts=3, backoff_initial_s=0.1, backoff_max_s=0.2, delivery_timeout_s=0.3)
-    sink = JsonKafkaSink([gone.bootstrap], topic, add_config={"log_level": 0}, policy=policy)
-    started = time.monotonic()
+    waits: list[float] = []
+    sink = JsonKafkaSink(
+        [gone.bootstrap], topic, add_config={"log_level": 0}, policy=policy, sleep=waits.append
+    )
+    assert sink._config["message.timeout.ms"] == 300  # each attempt is bounded by delivery_timeout_s
+    timeouts = {"role": "producer", "reason": "_MSG_TIMED_OUT"}
+    timed_out = REGISTRY.get_sample_value("torghut_kafka_errors_total", timeouts) or 0
     with caplog.at_level(logging.INFO, logger="torghut.connectors.kafka"):
         with pytest.raises(Exception, match="error writing output batch") as raised:
             run_main(_sink_flow(sink, {"symbol": "AAPL"}))
-    elapsed = time.monotonic() - started
     message = (
         f"1 record(s) to Kafka topic {topic!r} not delivered after 3 attempt(s); last error _MSG_TIMED_OUT"
     )
@@ -274,7 +277,9 @@ def test_an_undelivered_record_fails_the_batch_once_the_retries_are_spent(
     assert warnings[0].startswith(f"Kafka sink {topic!r}: 1 of 1 record(s) not delivered on attempt 1 of 3")
     assert "_MSG_TIMED_OUT" in warnings[0]
     assert warnings[0].endswith("again in 0.1 s") and warnings[1].endswith("again in 0.2 s")
-    assert 3 * 0.3 + 0.3 <= elapsed < 10  # three bounded attempts and two waits, no busy loop
+    # Three attempts, each ended by librdkafka's message timeout, and the policy's two waits between them.
+    assert REGISTRY.get_sample_value("torghut_kafka_errors_total", timeouts) == timed_out + 3
+    assert waits == [0.1, 0.2]
 
 
 def test_delivery_policy_backs_off_exponentially_to_a_cap() -> None:

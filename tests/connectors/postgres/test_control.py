@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import psycopg
 import pytest
@@ -64,13 +63,17 @@ def test_the_source_reads_the_latest_committed_row_on_every_read(dsn: str, conn:
         assert source.read().kill_switch
         set_control(conn, "*", updated_by="ops", kill_switch=False)
         assert not source.read().kill_switch
-        reads = 200
-        started = time.perf_counter()
-        for _ in range(reads):
-            source.read()
-        per_read_ms = (time.perf_counter() - started) / reads * 1000
-        print(f"trading_control read: {per_read_ms:.3f} ms")
-        assert per_read_ms < 20
+        # Every read reuses the connection kept since the first (no connect per read); what a read costs is
+        # a benchmark's figure (benchmarks/bench_round_trips.py), not this test's.
+        kept = source._conn
+        assert kept is not None
+        backend = kept.info.backend_pid
+        failures = _failures()
+        for _ in range(200):
+            assert source.read().available
+        assert source._conn is kept and not kept.closed
+        assert kept.info.backend_pid == backend
+        assert _failures() == failures
     finally:
         source.close()
 

@@ -176,13 +176,19 @@ _Failure = tuple[bytes, bytes, ConfluentKafkaError]
 
 class _JsonProducerPartition(StatelessSinkPartition[Any]):
     def __init__(
-        self, config: dict[str, Any], topic: str, key: Callable[[Any], str], policy: DeliveryPolicy
+        self,
+        config: dict[str, Any],
+        topic: str,
+        key: Callable[[Any], str],
+        policy: DeliveryPolicy,
+        sleep: Callable[[float], None],
     ) -> None:
         self._config = config
         self._producer = Producer(config)
         self._topic = topic
         self._key = key
         self._policy = policy
+        self._sleep = sleep
         self._retries = METRICS.sink_retry(f"kafka:{topic}")
         self._failures: list[_Failure] = []
 
@@ -234,7 +240,7 @@ class _JsonProducerPartition(StatelessSinkPartition[Any]):
                 errors[0].str(),
                 delay,
             )
-            time.sleep(delay)
+            self._sleep(delay)
             records = [(key, value) for key, value, _ in failures]
             attempt += 1
         if attempt > 1:
@@ -266,6 +272,7 @@ class JsonKafkaSink(DynamicSink[Any]):
         key: Callable[[Any], str] = symbol_key,
         add_config: Mapping[str, Any] | None = None,
         policy: DeliveryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Configure the sink.
 
@@ -275,6 +282,7 @@ class JsonKafkaSink(DynamicSink[Any]):
             key: The record key of an item (its symbol by default).
             add_config: Extra librdkafka producer settings (over :func:`producer_config`).
             policy: Retries of failed deliveries; :class:`DeliveryPolicy` defaults when ``None``.
+            sleep: Waits the backoff between two attempts (``time.sleep``; tests record the waits).
         """
         self._policy = policy or DeliveryPolicy()
         self._config = producer_config(
@@ -282,10 +290,11 @@ class JsonKafkaSink(DynamicSink[Any]):
         )
         self._topic = topic
         self._key = key
+        self._sleep = sleep
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _JsonProducerPartition:
         """Build this worker's producer."""
-        return _JsonProducerPartition(self._config, self._topic, self._key, self._policy)
+        return _JsonProducerPartition(self._config, self._topic, self._key, self._policy, self._sleep)
 
 
 def publish_json(
