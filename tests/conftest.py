@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from torghut.connectors.synthetic.generator import write_sample_signals
 from torghut.dataflow.build import FlowSpec
 from torghut.dataflow.config import EngineConfig
-from torghut.dataflow.replay import ReplayResult, run_replay
+from torghut.dataflow.replay import STREAMS, ReplayResult, run_replay
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -82,6 +83,25 @@ def replay(tmp_path: Path) -> Replay:
             engine=engine or EngineConfig(),
             shards=shards,
         )
-        return run_replay(spec, out, processes=processes)
+        result = run_replay(spec, out, processes=processes)
+        assert_no_repeats_dropped(result)
+        return result
 
     return run
+
+
+def assert_no_repeats_dropped(result: ReplayResult) -> None:
+    """An uninterrupted run writes every record once: its merge drops no repeat in any stream.
+
+    The merge keeps one copy of exact repeats, which only a resume after a crash may write; a repeat in an
+    uninterrupted run would be a record emitted twice (by the two-process or small-batch path, say) that
+    the merge then hides. Checked in the result and in ``summary.json``, for every stream; every run of
+    the ``replay`` fixture is uninterrupted, so each one is checked.
+    """
+    summary = orjson.loads((result.out_dir / "summary.json").read_bytes())
+    assert set(result.streams) >= set(STREAMS)
+    assert set(summary["streams"]) == set(result.streams)
+    assert summary["resumed"] is False
+    for name, stream in result.streams.items():
+        assert stream.repeats_dropped == 0, (name, stream)
+        assert summary["streams"][name]["repeats_dropped"] == 0, (name, summary["streams"][name])

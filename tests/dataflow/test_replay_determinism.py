@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from tests.conftest import MALFORMED_ROWS, Replay
+from torghut.dataflow.replay import ReplayResult
 
 
-def _digests(result: object) -> dict[str, str]:
-    return {name: s.sha256 for name, s in result.streams.items()}  # type: ignore[attr-defined]
+def _digests(result: ReplayResult) -> dict[str, str]:
+    return {name: s.sha256 for name, s in result.streams.items()}
 
 
 def test_repeated_runs_give_identical_digests(
@@ -55,26 +57,55 @@ def test_every_event_is_normalized_or_dead_lettered(
     assert features == clean.streams["features"].count
 
 
+# Each malformed row's dead letter: (stage, exact reason). The normalize reasons are torghut's own
+# (torghut-contracts.md, section 2 "Features"): a schema major other than 3 raises
+# ``incompatible_feature_schema:<v>`` ("Normalization", step 1); a required field that is None raises
+# ``missing_required_features:<sorted|joined>`` (step 3). A non-numeric indicator is such a None: "Values
+# are converted with ``Decimal(str(x))``; failures become None" ("Value mapping rules"), so ``"macd":"abc"``
+# gives ``missing_required_features:macd``. The parse reasons are the engine's own.
+MALFORMED_DEAD_LETTERS: dict[str, tuple[str, str]] = {
+    "missing_symbol": ("parse", "missing_symbol"),
+    "invalid_event_ts": ("parse", "invalid_event_ts:not-a-time"),
+    "non_numeric_indicator": ("normalize", "missing_required_features:macd"),
+    "wrong_schema_major": ("normalize", "incompatible_feature_schema:2.0.0"),
+    "missing_required_feature": ("normalize", "missing_required_features:rsi14"),
+    "garbage_json": ("parse", "invalid_json"),
+}
+
+
 def test_each_malformed_row_becomes_a_dead_letter_with_its_reason(
     replay: Replay, mixed_signals: Path, example_catalog: Path
 ) -> None:
+    assert set(MALFORMED_DEAD_LETTERS) == set(MALFORMED_ROWS)
     result = replay(mixed_signals, example_catalog)
     letters = [
         orjson.loads(line) for line in (result.out_dir / "dead_letters.jsonl").read_bytes().splitlines()
     ]
-    reasons = sorted(letter["reason"] for letter in letters)
     assert all(letter["position"] is not None for letter in letters)
     assert all(letter["raw"] is not None for letter in letters)
-    expected_prefixes = {
-        "missing_symbol": "missing_symbol",
-        "invalid_event_ts": "invalid_event_ts",
-        "non_numeric_indicator": "missing_required_features:macd",
-        "wrong_schema_major": "incompatible_feature_schema:2.0.0",
-        "missing_required_feature": "missing_required_features:rsi14",
-        "garbage_json": "invalid_json",
-    }
-    for prefix in expected_prefixes.values():
-        assert any(reason.startswith(prefix) for reason in reasons), (prefix, reasons)
+    at: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for letter in letters:
+        position = letter["position"]
+        at.setdefault((position["source"], position["partition"], position["offset"]), []).append(letter)
+    # The clean rows' own dead letters (rows without rsi14, say) are elsewhere: a malformed row is found by
+    # its line in the input (a position's offset is the 1-based line number), and must be there alone.
+    lines = mixed_signals.read_bytes().splitlines()
+    for name, row in MALFORMED_ROWS.items():
+        numbers = [number for number, line in enumerate(lines, 1) if line == row]
+        assert len(numbers) == 1, (name, numbers)
+        found = at.get((mixed_signals.name, "line", numbers[0]), [])
+        assert len(found) == 1, (name, numbers[0], found)
+        letter = found[0]
+        assert (letter["stage"], letter["reason"]) == MALFORMED_DEAD_LETTERS[name], (name, letter)
+        # The dead letter carries the row itself: as read (parse stage), or its envelope (normalize stage).
+        if name == "garbage_json":
+            assert letter["raw"] == row.decode()
+        elif letter["stage"] == "parse":
+            assert letter["raw"] == orjson.loads(row)
+        else:
+            parsed = orjson.loads(row)
+            assert letter["raw"]["symbol"] == parsed["symbol"] == letter["symbol"], (name, letter)
+            assert letter["raw"]["position"] == letter["position"]
 
 
 def test_summary_records_counts_and_digests(

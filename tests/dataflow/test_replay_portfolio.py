@@ -177,3 +177,8 @@ def test_portfolio_outputs_are_identical_across_processes_and_batch_sizes(
     for stream in ("symbol_intents", "portfolio_intents", "decisions", "orders", "rejections", "executions"):
         assert one.streams[stream].sha256 == two.streams[stream].sha256, stream
     assert one.summary["paper_account"] == two.summary["paper_account"]
+    # Stated here too (the fixture checks every run): neither path wrote any record twice.
+    for result in (one, two):
+        assert {name: s.repeats_dropped for name, s in result.streams.items()} == dict.fromkeys(
+            result.streams, 0
+        )

@@ -6,9 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.recovery.crash_harness import run_crash_test
+from tests.recovery.crash_harness import CrashReport, run_crash_test
 from torghut.connectors.synthetic.generator import write_sample_signals
 from torghut.recovery.store import META_FILE, RecoveryStoreError, prepare_store
+
+
+def _assert_killed_cycles_resumed(report: CrashReport) -> None:
+    # The harness itself raises ResumeCheckError on these; restated so a change there cannot drop them.
+    assert len(report.cycles) == len(report.resumed)
+    assert sum(cycle.kills for cycle in report.cycles) == report.kills
+    for cycle in report.cycles:
+        if cycle.kills:
+            assert cycle.resumed is True, cycle
+        # No run writes more records to a stream than a whole uninterrupted run holds.
+        assert all(n <= report.counts[stream] for stream, n in cycle.rewritten.items()), cycle
 
 
 @pytest.mark.slow
@@ -19,6 +30,22 @@ def test_killed_and_resumed_replay_equals_an_uninterrupted_one(tmp_path: Path) -
     assert report.kills == 4
     assert report.counts["decisions"] > 0 and report.counts["orders"] > 0
     assert report.resumed and all(digests == report.reference for digests in report.resumed)
+    _assert_killed_cycles_resumed(report)
+
+
+@pytest.mark.slow
+def test_a_killed_two_process_replay_resumes_to_the_single_process_outputs(tmp_path: Path) -> None:
+    # Two processes, each with its own recovery partition; every kill is SIGKILL to the replay and both
+    # workers. Small source batches give many snapshots (epochs) within the run; outputs do not depend
+    # on the batch size. The reference is a plain one-process run.
+    signals = tmp_path / "signals.jsonl"
+    write_sample_signals(signals, 20, 8, seed=6)  # 9,600 events
+    report = run_crash_test(
+        signals, tmp_path, kills=2, seed=9, replay_args=("--processes", "2", "--batch-size", "500")
+    )
+    assert report.kills == 2 and report.counts["orders"] > 0
+    assert report.resumed and all(digests == report.reference for digests in report.resumed)
+    _assert_killed_cycles_resumed(report)
 
 
 @pytest.mark.slow
@@ -30,6 +57,7 @@ def test_a_killed_sharded_replay_releasing_by_frontier_resumes_to_the_same_outpu
     report = run_crash_test(signals, tmp_path, kills=3, seed=4, replay_args=("--shards", "3"))
     assert report.kills == 3 and report.counts["orders"] > 0
     assert report.resumed and all(digests == report.reference for digests in report.resumed)
+    _assert_killed_cycles_resumed(report)
 
 
 def test_a_store_with_another_layout_is_refused(tmp_path: Path) -> None:
