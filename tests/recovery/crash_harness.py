@@ -102,8 +102,13 @@ def _summary(out: Path) -> dict[str, Any]:
 
 
 def _digests(out: Path) -> tuple[dict[str, str], dict[str, int]]:
-    streams = _summary(out)["streams"]
-    return {k: v["sha256"] for k, v in streams.items()}, {k: v["count"] for k, v in streams.items()}
+    """Each stream's digest, plus the summary's input counts (exact after a resume too), and the counts."""
+    summary = _summary(out)
+    streams = summary["streams"]
+    digests = {k: v["sha256"] for k, v in streams.items()}
+    digests["summary:events_in"] = str(summary["input"]["events_in"])
+    digests["summary:events_normalized"] = str(summary["events_normalized"])
+    return digests, {k: v["count"] for k, v in streams.items()}
 
 
 def _group_alive(pgid: int) -> bool:
@@ -382,9 +387,9 @@ def main() -> None:
     for stream, digest in sorted(report.reference.items()):
         same = sum(1 for r in report.resumed if r.get(stream) == digest)
         mark = "ok" if same == len(report.resumed) else "DIFFERS"
-        print(
-            f"  {stream:<18}{report.counts[stream]:>9,}  {digest[:16]}  {same}/{len(report.resumed)} {mark}"
-        )
+        count = report.counts.get(stream)  # None for the summary's input counts (the value is the digest)
+        shown = f"{count:>9,}  {digest[:16]}" if count is not None else f"{digest:>9}  {'':16}"
+        print(f"  {stream:<26}{shown}  {same}/{len(report.resumed)} {mark}")
     print(
         "identical to the uninterrupted run" if report.identical else "DIFFERENT from the uninterrupted run"
     )

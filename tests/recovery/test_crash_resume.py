@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
+from bytewax.recovery import init_db_dir
 
 from tests.recovery.crash_harness import CrashReport, run_crash_test
 from torghut.connectors.synthetic.generator import write_sample_signals
-from torghut.recovery.store import META_FILE, RecoveryStoreError, prepare_store
+from torghut.recovery.store import CREATING_FILE, META_FILE, RecoveryStoreError, prepare_store
 
 
 def _assert_killed_cycles_resumed(report: CrashReport) -> None:
@@ -78,3 +80,23 @@ def test_a_foreign_non_empty_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "r" / "something").write_text("x")
     with pytest.raises(RecoveryStoreError, match="not empty"):
         prepare_store(tmp_path / "r", flow_id="torghut_replay", shards=1, partitions=1, snapshot_interval_s=1)
+
+
+def test_a_store_whose_creation_was_cut_off_is_created_again(tmp_path: Path) -> None:
+    """A kill between the partitions and the layout file leaves a store no run used: it is made anew."""
+    directory = tmp_path / "r"
+    directory.mkdir()
+    (directory / CREATING_FILE).write_bytes(b"")
+    init_db_dir(directory, 3)  # partitions of the interrupted creation, one more than this run wants
+    (directory / f"{META_FILE}.tmp").write_text("{")  # a layout file cut off mid-write
+    store = prepare_store(directory, flow_id="torghut_replay", shards=1, partitions=2, snapshot_interval_s=1)
+    assert not store.resuming
+    assert sorted(p.name for p in directory.iterdir()) == sorted([META_FILE, "part-0.sqlite3", "part-1.sqlite3"])
+    assert orjson.loads((directory / META_FILE).read_bytes())["partitions"] == 2
+    # Without the marker, the same leftovers are someone else's: refused, nothing deleted.
+    foreign = tmp_path / "f"
+    foreign.mkdir()
+    init_db_dir(foreign, 1)
+    with pytest.raises(RecoveryStoreError, match="not empty"):
+        prepare_store(foreign, flow_id="torghut_replay", shards=1, partitions=1, snapshot_interval_s=1)
+    assert (foreign / "part-0.sqlite3").is_file()

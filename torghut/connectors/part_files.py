@@ -2,7 +2,8 @@
 
 Each line is the sort key, a tab, then the canonical JSON. Output around a crash is at-least-once,
 so the merge (:mod:`torghut.recovery.replay_digest`) drops repeated lines and a torn last line; the
-sink itself only appends whole batches with one ``write`` each.
+sink itself only appends whole batches with one ``write`` each, and a resumed run first cuts a torn last
+line off a part file it appends to (:func:`open_for_append`), so no record is glued to a torn one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
 
 Encoder = Callable[[Any], tuple[str, str]]
 PART_SUFFIX = ".part"
@@ -27,9 +28,45 @@ def part_paths(parts_dir: Path, stream: str) -> list[Path]:
     return sorted(parts_dir.glob(f"{stream}-w*{PART_SUFFIX}"))
 
 
+_TAIL_BLOCK = 1 << 16
+
+
+def open_for_append(path: Path) -> TextIO:
+    r"""Open ``path`` for appending lines, first cutting off a torn last line (a crash mid-``write``).
+
+    Everything up to the file's last newline is kept; the torn rest is re-emitted by the resumed run.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "x.part"
+    >>> _ = path.write_text("a\tA\nb\tB-torn")
+    >>> with open_for_append(path) as handle:
+    ...     _ = handle.write("b\tB\n")
+    >>> path.read_text()
+    'a\tA\nb\tB\n'
+    """
+    if path.exists():
+        with path.open("r+b") as raw:
+            end = raw.seek(0, 2)
+            keep = end
+            while keep > 0:
+                start = max(0, keep - _TAIL_BLOCK)
+                raw.seek(start)
+                block = raw.read(keep - start)
+                if block.endswith(b"\n") and keep == end:
+                    break  # whole lines only: nothing to cut
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                keep = start
+            if keep < end:
+                raw.truncate(keep)
+    return path.open("a", encoding="utf-8")
+
+
 class _PartFilePartition(StatelessSinkPartition[Any]):
     def __init__(self, path: Path, encode: Encoder) -> None:
-        self._handle: TextIO = path.open("a", encoding="utf-8")
+        self._handle: TextIO = open_for_append(path)
         self._encode = encode
 
     def write_batch(self, items: list[Any]) -> None:
@@ -62,32 +99,50 @@ class PartFileSink(DynamicSink[Any]):
 COUNT_SUFFIX = ".count"
 
 
-class _CountPartition(StatelessSinkPartition[Any]):
-    def __init__(self, path: Path) -> None:
+class _CountPartition(StatefulSinkPartition[int, int]):
+    def __init__(self, path: Path, count: int) -> None:
         self._path = path
-        self._count = 0
+        self._count = count
+        self._path.write_text(str(count), encoding="utf-8")
 
-    def write_batch(self, items: list[int]) -> None:
-        self._count += sum(items)
+    def write_batch(self, values: list[int]) -> None:
+        self._count += sum(values)
         self._path.write_text(str(self._count), encoding="utf-8")
 
+    def snapshot(self) -> int:
+        return self._count
 
-class CountSink(DynamicSink[Any]):
-    """Sums a stream of counts per worker (for run summaries)."""
+
+class CountSink(FixedPartitionedSink[int, int]):
+    """Sums a keyed stream of counts into ``<stream>.count`` (for run summaries), exactly across a resume.
+
+    One partition holds the total; bytewax snapshots it with the rest of the flow's state, so a resumed run
+    continues from the total of the epoch it resumes at and counts what it re-emits after that once. (A
+    per-worker counter starting from zero in every process would count only the last process's share.)
+    """
 
     def __init__(self, parts_dir: Path, stream: str) -> None:
         self.parts_dir = parts_dir
         self.stream = stream
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[Any]:
-        """Start this worker's counter."""
+    def list_parts(self) -> list[str]:
+        """The one partition, visible to every worker (the parts directory is shared)."""
+        return [self.stream]
+
+    def part_fn(self, item_key: str) -> int:
+        """Every count goes to the one partition."""
+        return 0
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _CountPartition:
+        """Start the total at zero, or at the snapshot's total when resuming."""
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        return _CountPartition(self.parts_dir / f"{self.stream}-w{worker_index:03d}{COUNT_SUFFIX}")
+        return _CountPartition(self.parts_dir / f"{self.stream}{COUNT_SUFFIX}", resume_state or 0)
 
 
 def read_count(parts_dir: Path, stream: str) -> int:
-    """Sum the per-worker counts of ``stream``."""
-    return sum(int(p.read_text() or 0) for p in parts_dir.glob(f"{stream}-w*{COUNT_SUFFIX}"))
+    """The total :class:`CountSink` wrote for ``stream`` (0 when it wrote none)."""
+    path = parts_dir / f"{stream}{COUNT_SUFFIX}"
+    return int(path.read_text(encoding="utf-8") or 0) if path.exists() else 0
 
 
 Route = tuple[str, Encoder]
@@ -103,7 +158,7 @@ class _RoutedPartition(StatelessSinkPartition[Any]):
     def _handle(self, stream: str) -> TextIO:
         handle = self._handles.get(stream)
         if handle is None:
-            handle = part_path(self._parts_dir, stream, self._worker_index).open("a", encoding="utf-8")
+            handle = open_for_append(part_path(self._parts_dir, stream, self._worker_index))
             self._handles[stream] = handle
         return handle
 

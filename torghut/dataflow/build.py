@@ -347,5 +347,11 @@ def build_replay_flow(spec: FlowSpec, progress: ProgressCallback | None = None) 
     op.output(
         "out", records, RoutedPartFileSink(spec.parts_dir, output_routes(emit_features=spec.emit_features))
     )
-    op.output("count_features", streams.normalized, CountSink(spec.parts_dir, "features"))
+    # One keyed total per batch goes to the count's one partition (not one count per symbol batch).
+    counts = op.flat_map_batch("sum_count_features", streams.normalized, _batch_total)
+    op.output("count_features", counts, CountSink(spec.parts_dir, "features"))
     return flow
+
+
+def _batch_total(counts: list[int]) -> list[tuple[str, int]]:
+    return [("features", sum(counts))]

@@ -17,8 +17,11 @@ import orjson
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 #: Bump when any stateful step's id or snapshot type changes incompatibly.
-SNAPSHOT_SCHEMA_VERSION = 1
+#: 2: the replay's ``count_features`` output became a stateful sink (its total is snapshotted).
+SNAPSHOT_SCHEMA_VERSION = 2
 META_FILE = "torghut-recovery.json"
+#: Present while the partitions are being created: a store holding it was never used by any run.
+CREATING_FILE = META_FILE + ".creating"
 
 
 class RecoveryStoreError(RuntimeError):
@@ -71,12 +74,7 @@ def prepare_store(
             raise RecoveryStoreError(msg)
         resuming = True
     else:
-        if directory.exists() and any(directory.iterdir()):
-            msg = f"recovery directory {directory} is not empty and has no {META_FILE}: refusing to use it"
-            raise RecoveryStoreError(msg)
-        directory.mkdir(parents=True, exist_ok=True)
-        init_db_dir(directory, partitions)
-        meta.write_bytes(orjson.dumps(wanted, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        _create(directory, wanted)
         resuming = False
     return RecoveryStore(
         directory=directory,
@@ -84,3 +82,27 @@ def prepare_store(
         epoch_interval=timedelta(seconds=snapshot_interval_s),
         resuming=resuming,
     )
+
+
+def _create(directory: Path, layout: dict[str, Any]) -> None:
+    """Create the partitions, then the layout file, so that a crash in between is undone on the next run.
+
+    ``CREATING_FILE`` is written first and removed last; the layout file appears atomically (a rename). A
+    directory still holding ``CREATING_FILE`` and no layout file was cut off before any run could snapshot
+    into it: its partitions are removed and created again. Any other non-empty directory is refused.
+    """
+    creating = directory / CREATING_FILE
+    if creating.is_file():
+        for leftover in [*directory.glob("part-*"), directory / f"{META_FILE}.tmp"]:
+            leftover.unlink(missing_ok=True)
+        creating.unlink()
+    if directory.exists() and any(directory.iterdir()):
+        msg = f"recovery directory {directory} is not empty and has no {META_FILE}: refusing to use it"
+        raise RecoveryStoreError(msg)
+    directory.mkdir(parents=True, exist_ok=True)
+    creating.write_bytes(b"")
+    init_db_dir(directory, layout["partitions"])
+    staged = directory / f"{META_FILE}.tmp"
+    staged.write_bytes(orjson.dumps(layout, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    staged.replace(directory / META_FILE)
+    creating.unlink()
