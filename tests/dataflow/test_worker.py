@@ -223,3 +223,75 @@ def _cmdline(pid: str) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+_PARENT_OF_TWO_CHILDREN = """
+import os, subprocess, sys
+children = [
+    subprocess.Popen([sys.executable, "-c", code, str(os.getpid())], stdout=subprocess.PIPE, text=True)
+    for code in sys.argv[1:]
+]
+print(*[f"{c.pid}:{c.stdout.readline().strip()}" for c in children], flush=True)
+for c in children:
+    c.wait()
+"""
+
+_BOUND_CHILD = """
+import sys, time
+from torghut.dataflow.worker import die_with_parent
+print("bound" if die_with_parent(int(sys.argv[1])) else "orphan", flush=True)
+time.sleep(600)
+"""
+
+_UNBOUND_CHILD = """
+import time
+print("unbound", flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in {"Z", "X"}
+
+
+def test_a_worker_bound_to_its_replay_dies_with_it_where_an_unbound_child_lives_on() -> None:
+    """A replay killed with SIGKILL takes its workers along (an unbound sibling shows the test can fail)."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT_OF_TWO_CHILDREN, _BOUND_CHILD, _UNBOUND_CHILD],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    started = dict(entry.split(":") for entry in parent.stdout.readline().split())
+    pids = {said: int(pid) for pid, said in started.items()}
+    try:
+        assert set(pids) == {"bound", "unbound"}
+        assert all(_alive(pid) for pid in pids.values())
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 30  # a hang guard: the kernel signals the bound child at once
+        while _alive(pids["bound"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(pids["bound"])
+        assert _alive(pids["unbound"])
+    finally:
+        for pid in pids.values():
+            if _alive(pid):
+                os.kill(pid, 9)
+
+
+def test_a_worker_whose_replay_is_gone_exits_before_doing_anything(tmp_path: Path) -> None:
+    missing_spec = tmp_path / "no-such-spec.json"
+    ran = subprocess.run(
+        [sys.executable, "-m", "torghut.dataflow.worker", str(missing_spec), "0", "127.0.0.1:1;127.0.0.1:2", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert ran.returncode == 1
+    assert "the replay that started this worker (pid 1) is gone" in ran.stderr
+    assert "Traceback" not in ran.stderr  # it stopped before reading the (missing) spec

@@ -138,7 +138,12 @@ def _run_cluster(
     addresses = ";".join(free_addresses(processes))
     logs = [parts_dir / f"worker-{i}.log" for i in range(processes)]
     fork = can_fork()
-    procs = [_start_worker([str(spec_path), str(i), addresses], logs[i], fork=fork) for i in range(processes)]
+    # Each worker gets this process's pid: it dies with it (a replay killed with SIGKILL leaves none behind).
+    parent = str(os.getpid())
+    procs = [
+        _start_worker([str(spec_path), str(index), addresses, parent], log, fork=fork)
+        for index, log in enumerate(logs)
+    ]
     if meanwhile is not None:
         try:
             meanwhile()

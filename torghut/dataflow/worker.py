@@ -1,8 +1,15 @@
-"""One process of a multi-process replay: ``python -m torghut.dataflow.worker SPEC INDEX ADDRESSES``."""
+"""One process of a multi-process replay: ``python -m torghut.dataflow.worker SPEC INDEX ADDRESSES [PARENT]``.
+
+``PARENT`` is the pid of the replay that started the worker: the worker dies with it (Linux
+``PR_SET_PDEATHSIG``), so a replay killed with SIGKILL leaves no worker writing its part files and recovery
+store behind, and a worker whose replay is already gone when it starts exits at once.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +25,22 @@ from torghut.dataflow.gc_tuning import tuned_gc
 from torghut.dataflow.progress import ProgressFiles
 
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> bool:
+    """Have the kernel kill this process (SIGKILL) when ``parent`` ends; False when it has already ended.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere only the check is made. The check comes after the
+    request, so a parent ending in between is seen either way.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            msg = f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(errno)}"
+            raise OSError(errno, msg)
+    return os.getppid() == parent
 
 
 def listening_ports() -> set[int] | None:
@@ -65,10 +88,13 @@ def wait_for_listeners(
 def main(argv: list[str]) -> int:
     """Build the flow from the spec file and run this process's worker of the cluster."""
     spec_path, index, addresses = Path(argv[0]), int(argv[1]), argv[2].split(";")
+    parent = int(argv[3]) if len(argv) > 3 else os.getppid()
+    if not die_with_parent(parent):
+        print(f"the replay that started this worker (pid {parent}) is gone", file=sys.stderr)
+        return 1
     spec = FlowSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
     split_dir = input_split_dir(spec)
     if split_dir is not None:  # the replay splits the input while its workers start
-        parent = os.getppid()
         account = spec.engine.account.account
         if not wait_for_split(
             spec.signals, spec.shards or 1, split_dir, account, alive=lambda: os.getppid() == parent
