@@ -91,7 +91,9 @@ def test_a_store_whose_creation_was_cut_off_is_created_again(tmp_path: Path) -> 
     (directory / f"{META_FILE}.tmp").write_text("{")  # a layout file cut off mid-write
     store = prepare_store(directory, flow_id="torghut_replay", shards=1, partitions=2, snapshot_interval_s=1)
     assert not store.resuming
-    assert sorted(p.name for p in directory.iterdir()) == sorted([META_FILE, "part-0.sqlite3", "part-1.sqlite3"])
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        [META_FILE, "part-0.sqlite3", "part-1.sqlite3"]
+    )
     assert orjson.loads((directory / META_FILE).read_bytes())["partitions"] == 2
     # Without the marker, the same leftovers are someone else's: refused, nothing deleted.
     foreign = tmp_path / "f"

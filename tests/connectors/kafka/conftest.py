@@ -36,6 +36,10 @@ def restartable_broker(tmp_path: Path) -> Iterator[TansuBroker]:
         tansu.stop()
         store.stop()
         pytest.fail(f"tansu on an object store could not start: {exc}")
-    yield tansu
-    tansu.kill()  # its data is thrown away with the store: no need to wait for a clean shutdown
-    store.stop()
+    try:
+        yield tansu
+    finally:
+        try:
+            tansu.kill()  # its data is thrown away with the store: no need to wait for a clean shutdown
+        finally:
+            store.stop()
