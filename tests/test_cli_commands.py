@@ -141,6 +141,23 @@ def test_strategies_list_shows_every_builtin_plugin() -> None:
     assert "confirm_bars: int = 2" in done.stdout  # a plugin's parameters, with type and default
 
 
+def test_tables_fold_long_values_on_a_narrow_terminal_and_show_brackets_as_written(tmp_path: Path) -> None:
+    # At 60 columns a cell is folded over lines, never cut with an ellipsis, and a valid strategy id with
+    # square brackets is shown as written (a table cell is not terminal markup).
+    catalog = _with_entry(tmp_path, "brackets.yaml", 2, strategy_id="vwap[bold]-fast")
+    narrow_list = torghut("strategies", "list", columns=60)
+    narrow_validate = torghut("strategies", "validate", catalog, columns=60)
+
+    for done in (narrow_list, narrow_validate):
+        assert done.returncode == 0, done.stderr
+        assert "…" not in done.stdout
+    cells = "".join(line.split("│")[1].strip() for line in narrow_list.stdout.splitlines() if "│" in line)
+    for plugin in BUILTIN_PLUGINS:
+        assert plugin in cells, plugin  # every type@version in full, folded over the first column's lines
+    ids = "".join(line.split("│")[1].strip() for line in narrow_validate.stdout.splitlines() if "│" in line)
+    assert "vwap[bold]-fast" in ids
+
+
 # -- a bad catalog stops replay and run before they do anything --------------------------------------------
 
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     name="torghut",
@@ -61,6 +62,18 @@ def _fail(message: str) -> typer.Exit:
 def _line(text: str, to: Console = out) -> None:
     """Print ``text`` as one unwrapped line, as written: no markup, no highlighting (what operators grep)."""
     to.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _table(title: str, *columns: str) -> Table:
+    """A table of values shown as written: no markup in titles or cells, long values folded, never cut."""
+    table = Table(title=Text(title), title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    table.add_row(*(Text(cell) for cell in cells))
 
 
 @app.command()
@@ -270,11 +283,10 @@ def strategies_list() -> None:
     """List the installed strategy plugins: built-ins and entry-point plugins."""
     from torghut.strategies.registry import default_registry, plugin_rows
 
-    table = Table(title="strategy plugins", title_justify="left")
-    for column in ("type@version", "source", "warm-up", "required features", "parameters"):
-        table.add_column(column)
+    table = _table("strategy plugins", "type@version", "source", "warm-up", "required features", "parameters")
     for row in plugin_rows(default_registry()):
-        table.add_row(
+        _add_row(
+            table,
             f"{row.strategy_type}@{row.version}",
             f"{row.source} {row.source_version}",
             str(row.warmup_bars),
@@ -296,11 +308,13 @@ def strategies_validate(
         loaded = load_catalog(catalog, default_registry())
     except CatalogError as exc:
         raise _fail(str(exc)) from exc
-    table = Table(title=f"{catalog}: valid (digest {loaded.digest[:16]})", title_justify="left")
-    for column in ("strategy_id", "plugin", "enabled", "timeframe", "priority", "parameter hash"):
-        table.add_column(column)
+    table = _table(
+        f"{catalog}: valid (digest {loaded.digest[:16]})",
+        *("strategy_id", "plugin", "enabled", "timeframe", "priority", "parameter hash"),
+    )
     for d in loaded.definitions:
-        table.add_row(
+        _add_row(
+            table,
             d.strategy_id,
             f"{d.strategy_type}@{d.version}",
             "yes" if d.enabled else "no",
@@ -383,11 +397,12 @@ def _operator() -> str:
 
 
 def _control_table(rows: list[ControlRow], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("account", "kill switch", "trading", "reason", "updated by", "updated at", "version"):
-        table.add_column(column)
+    table = _table(
+        title, "account", "kill switch", "trading", "reason", "updated by", "updated at", "version"
+    )
     for row in rows:
-        table.add_row(
+        _add_row(
+            table,
             row.account_label,
             "ENGAGED" if row.kill_switch else "released",
             "enabled" if row.trading_enabled else "DISABLED",
