@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -93,31 +94,23 @@ def account(positions: dict[str, Decimal], marks: dict[str, Decimal], equity: De
     )
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    config=allocation_configs(enabled=True),
-    intents=st.lists(symbol_intents(), min_size=1, max_size=6),
-    other_qty=st.decimals(min_value=-50, max_value=50, places=0),
-    other_mark=prices,
-    equity=money,
-)
-def test_allocator_never_exceeds_any_cap(
-    config: AllocationConfig,
-    intents: list[SymbolIntent],
-    other_qty: Decimal,
-    other_mark: Decimal,
-    equity: Decimal,
-) -> None:
-    # The traded symbols are flat, so every approval is risk-increasing and must respect every cap,
-    # both as traced and as the window's usage after it, against the caps as configured.
+def _allocate_within_caps(
+    config: AllocationConfig, intents: list[SymbolIntent], view: AccountView, equity: Decimal
+) -> int:
+    """Allocate ``intents`` in turn, checking every approval against every cap; return the approvals.
+
+    The traded symbols are flat, so every approval is risk-increasing and must respect every cap, both as
+    traced and as the window's usage after it, against the caps as configured.
+    """
     allocator = Allocator(config)
-    view = account({"ZZZ": other_qty} if other_qty else {}, {"ZZZ": other_mark}, equity)
     usage = AllocatorUsage()
+    approved = 0
     for intent in intents:
         result, usage = allocator.allocate(view, intent, usage)
         if result.status != "approved":
             assert result.approved_qty == 0
             continue
+        approved += 1
         price = result.price
         assert price is not None
         assert result.approved_notional == price * result.approved_qty
@@ -145,6 +138,79 @@ def test_allocator_never_exceeds_any_cap(
         group_cap = config.correlation_group_caps.get(group) if group else None
         if group is not None and group_cap is not None:
             assert usage.correlation_used[group] <= group_cap * budget
+    return approved
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    config=allocation_configs(enabled=True),
+    intents=st.lists(symbol_intents(), min_size=1, max_size=6),
+    other_qty=st.decimals(min_value=-50, max_value=50, places=0),
+    other_mark=prices,
+    equity=money,
+)
+def test_allocator_never_exceeds_any_cap(
+    config: AllocationConfig,
+    intents: list[SymbolIntent],
+    other_qty: Decimal,
+    other_mark: Decimal,
+    equity: Decimal,
+) -> None:
+    view = account({"ZZZ": other_qty} if other_qty else {}, {"ZZZ": other_mark}, equity)
+    _allocate_within_caps(config, intents, view, equity)
+
+
+# Inputs where the first intent always fits (so the cap checks above run on every example, where arbitrary
+# inputs approve few intents): positive multipliers, caps of at least 1,000 that the budget multiplier
+# keeps at 500 or more, prices up to 200 and targets of whole shares.
+usable_cap = st.none() | st.decimals(min_value=1000, max_value=20000, places=2)
+usable_multiplier = st.decimals(min_value=Decimal("0.5"), max_value=2, places=2)
+
+
+@st.composite
+def approvable_configs(draw: st.DrawFn) -> AllocationConfig:
+    config = draw(allocation_configs(enabled=True))
+    caps = st.dictionaries(st.sampled_from(STRATEGIES), usable_cap.filter(bool), max_size=4)
+    return config.model_copy(
+        update={
+            "default_budget_multiplier": draw(usable_multiplier),
+            "default_capacity_multiplier": draw(usable_multiplier),
+            "regime_budget_multipliers": {},
+            "regime_capacity_multipliers": {},
+            "max_symbol_pct_equity": draw(
+                st.none() | st.decimals(min_value=Decimal("0.1"), max_value=1, places=3)
+            ),
+            "max_symbol_notional": draw(usable_cap),
+            "max_gross_exposure": draw(usable_cap),
+            "strategy_notional_caps": draw(caps),
+            "symbol_notional_caps": draw(
+                st.dictionaries(st.sampled_from(SYMBOLS), usable_cap.filter(bool), max_size=3)
+            ),
+            "correlation_group_caps": draw(
+                st.dictionaries(st.sampled_from(("g1", "g2")), usable_cap.filter(bool), max_size=2)
+            ),
+        }
+    )
+
+
+@st.composite
+def approvable_intents(draw: st.DrawFn) -> SymbolIntent:
+    intent = draw(symbol_intents())
+    price = draw(st.decimals(min_value=1, max_value=200, places=2))
+    return dataclasses.replace(intent, price=price, target_notional=price * draw(st.integers(1, 40)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    config=approvable_configs(),
+    intents=st.lists(approvable_intents(), min_size=1, max_size=6),
+    equity=st.decimals(min_value=10000, max_value=20000, places=2),
+)
+def test_allocator_approves_within_every_cap_when_the_intent_fits(
+    config: AllocationConfig, intents: list[SymbolIntent], equity: Decimal
+) -> None:
+    view = account({}, {}, equity)
+    assert _allocate_within_caps(config, intents, view, equity) >= 1
 
 
 @settings(max_examples=60, deadline=None)
