@@ -147,6 +147,12 @@ other.start()
 with_thread = replay.can_fork()
 stop.set()
 other.join()
+# join() returns when Python is done with the thread; the kernel task may linger a moment longer (and
+# can_fork then rightly says no): wait until it is gone, up to a hang guard.
+import os, time
+deadline = time.monotonic() + 30
+while len(os.listdir("/proc/self/task")) > 1 and time.monotonic() < deadline:
+    time.sleep(0.01)
 modes = []
 start_worker = replay._start_worker
 def recording_start(args, log, *, fork):
