@@ -125,7 +125,14 @@ def test_execution_is_deterministic() -> None:
             out.append(report)
         return (book, *out)
 
-    assert run() == run()
+    first = run()
+    assert run() == first  # the same orders on the same book: the same book and reports, field by field
+    book = first[0]
+    assert isinstance(book, PaperBook)
+    # Five buys of 1..5 shares at the 100.00 limit, 3 bps against the taker: 15 shares at 100.03 each.
+    assert book.positions["NVDA"] == D(15)
+    assert book.cash == D(5000) - D(15) * D("100.03") == D("3499.55")
+    assert [r.filled_qty for r in first[1:]] == [D(q) for q in range(1, 6)]  # type: ignore[attr-defined]
 
 
 def test_paper_adapter_satisfies_the_protocol() -> None:
