@@ -395,3 +395,39 @@ def test_db_migrate_creates_the_tables_then_changes_nothing(empty_dsn: str) -> N
             f"schema at {migrations[-1]}",
         ]
         assert _schema(empty_dsn) == schema  # no table created, dropped or altered; no migration recorded
+
+
+def test_a_replay_with_the_default_equity_spelled_out_or_features_dropped_is_the_same_replay(
+    replays: dict[str, Path],
+) -> None:
+    # Written into a2's directory, which already holds a replay: the streams are replaced, not mixed.
+    source = replays["a2"].parent
+    (replays["a2"] / "features.jsonl").write_text("left over from an earlier --emit-features replay\n")
+    done = torghut(
+        "replay", "--signals", source / "signals.jsonl", "--catalog", GOOD_CATALOG, "--out", replays["a2"],
+        "--starting-equity", "100000", "--quiet", cwd=source,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (replays["a2"] / "features.jsonl").exists()
+    compared = torghut("diff", replays["a1"], replays["a2"])
+    assert compared.returncode == 0, compared.stdout  # 100000 is the default: byte-identical outputs
+
+
+@pytest.mark.parametrize("equity", ["0", "-5", "lots", "nan"])
+def test_a_bad_starting_equity_is_refused_in_one_line(tmp_path: Path, equity: str) -> None:
+    done = torghut(
+        "replay", "--signals", _signals(tmp_path), "--catalog", GOOD_CATALOG, "--out", tmp_path / "out",
+        "--starting-equity", equity,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"--starting-equity must be a positive decimal number, got '{equity}'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_replay_refuses_an_output_path_that_is_a_file_in_one_line(tmp_path: Path) -> None:
+    taken = tmp_path / "afile"
+    taken.write_text("mine")
+    done = torghut("replay", "--signals", _signals(tmp_path), "--catalog", GOOD_CATALOG, "--out", taken)
+    assert done.returncode == 2
+    assert f"--out {taken} exists and is not a directory" in done.stderr
+    assert "Traceback" not in done.stderr and taken.read_text() == "mine"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
     from torghut.connectors.postgres import ControlRow
     from torghut.dataflow.config import EngineConfig
+    from torghut.dataflow.service import ServiceRun
 
 _T = TypeVar("_T")
 
@@ -100,10 +103,18 @@ def replay(
     config: Annotated[Path | None, typer.Option(help="Engine configuration file (YAML).")] = None,
     mode: Annotated[
         str | None,
-        typer.Option(help="Decision path: plugin_v3 (strategies, aggregation, allocation) or legacy."),
+        typer.Option(
+            help="Decision path: plugin_v3 (strategies, aggregation, allocation; the default) or legacy "
+            "(torghut's MACD/RSI rule).",
+            metavar="plugin_v3|legacy",
+        ),
     ] = None,
     starting_equity: Annotated[
-        float | None, typer.Option(min=0.01, help="Paper account starting equity (default 100000).")
+        str | None,
+        typer.Option(
+            help="Paper account starting equity, a decimal number (default 100000).",
+            metavar="DECIMAL",
+        ),
     ] = None,
     recovery_dir: Annotated[
         Path | None,
@@ -125,9 +136,7 @@ def replay(
     from torghut.strategies.catalog import CatalogError, load_catalog
     from torghut.strategies.registry import default_registry
 
-    if not signals.is_file():
-        message = f"signal file not found: {signals}"
-        raise _fail(message)
+    _check_replay_paths(signals, out_dir)
     if mode is not None and mode not in {"plugin_v3", "legacy"}:
         message = f"--mode must be plugin_v3 or legacy, not {mode!r}"
         raise _fail(message)
@@ -137,6 +146,7 @@ def replay(
     except (ConfigError, CatalogError, OSError) as exc:
         raise _fail(str(exc)) from exc
     engine = _with_overrides(engine, mode, starting_equity)
+    _make_out_dir(out_dir)
     spec = FlowSpec(
         signals=signals.resolve(),
         catalog=catalog.resolve(),
@@ -206,7 +216,26 @@ def replay(
     out.print(f"wrote {out_dir}/summary.json", highlight=False)
 
 
-def _with_overrides(engine: EngineConfig, mode: str | None, starting_equity: float | None) -> EngineConfig:
+def _check_replay_paths(signals: Path, out_dir: Path) -> None:
+    """Fail with one line unless the signal file exists and the output path is no file."""
+    if not signals.is_file():
+        message = f"signal file not found: {signals}"
+        raise _fail(message)
+    if out_dir.exists() and not out_dir.is_dir():
+        message = f"--out {out_dir} exists and is not a directory"
+        raise _fail(message)
+
+
+def _make_out_dir(out_dir: Path) -> None:
+    """Create the replay's output directory (once the inputs are known to be good), failing in one line."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        message = f"cannot create the output directory {out_dir}: {exc.strerror or exc}"
+        raise _fail(message) from exc
+
+
+def _with_overrides(engine: EngineConfig, mode: str | None, starting_equity: str | None) -> EngineConfig:
     """Apply the replay command's --mode and --starting-equity to the configuration tree."""
     from torghut.dataflow.config import EngineConfig
 
@@ -214,7 +243,14 @@ def _with_overrides(engine: EngineConfig, mode: str | None, starting_equity: flo
         trading = engine.trading.model_copy(update={"trading_strategy_runtime_mode": mode})
         engine = engine.model_copy(update={"trading": trading})
     if starting_equity is not None:
-        account = engine.account.model_copy(update={"starting_equity": Decimal(str(starting_equity))})
+        try:
+            equity = Decimal(starting_equity.strip())
+        except ArithmeticError:
+            equity = Decimal("NaN")
+        if not equity.is_finite() or equity <= 0:
+            message = f"--starting-equity must be a positive decimal number, got {starting_equity!r}"
+            raise _fail(message)
+        account = engine.account.model_copy(update={"starting_equity": equity})
         engine = engine.model_copy(update={"account": account})
     return EngineConfig.model_validate(engine.model_dump())
 
@@ -539,6 +575,7 @@ def run(
     def say(line: str) -> None:
         _line(line, console)
 
+    terminated = _interrupt_on_sigterm()
     try:
         if config is not None:
             service = load_service_config(config)
@@ -556,21 +593,49 @@ def run(
             address = None if metrics_address.lower() in {"off", "none"} else metrics_address
             service = service.model_copy(update={"metrics_address": address})
         result = run_service(service, once=once, until=stop_at, say=say)
-    except (ConfigError, PostgresServerError, OSError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
     except KeyboardInterrupt:
-        say("interrupted")
-        raise typer.Exit(code=130) from None
+        say("terminated" if terminated.is_set() else "interrupted")
+        raise typer.Exit(code=143 if terminated.is_set() else 130) from None
+    except Exception as exc:
+        if terminated.is_set():
+            say("terminated")
+            raise typer.Exit(code=143) from None
+        if isinstance(exc, (ConfigError, PostgresServerError, OSError, ValueError)):
+            raise _fail(str(exc)) from exc
+        raise
     finally:
         if services is not None:
             services.stop()
             if services.started_postgres:
                 say("stopped the local PostgreSQL")
+    _print_run_summary(result)
+
+
+def _interrupt_on_sigterm() -> threading.Event:
+    """Make SIGTERM (kill, Kubernetes stopping the pod) end a run as Ctrl-C does; the event tells it was.
+
+    The run's ``finally`` then stops the embedded services it started. The interrupt may reach the caller
+    wrapped by bytewax, hence the event. Only the main thread can install a handler.
+    """
+    terminated = threading.Event()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        terminated.set()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+    return terminated
+
+
+def _print_run_summary(result: ServiceRun) -> None:
     table = Table(title=f"run finished in {result.elapsed_s:.1f} s (from PostgreSQL)", title_justify="left")
     table.add_column("records")
-    table.add_column("count", justify="right")
+    table.add_column("this run", justify="right")
+    table.add_column("in total", justify="right")
+    added = result.added()
     for name, value in result.counts.items():
-        table.add_row(name.replace("_", " "), f"{value:,}")
+        table.add_row(name.replace("_", " "), f"{added[name]:,}", f"{value:,}")
     out.print(table)
 
 

@@ -181,3 +181,15 @@ def test_the_account_stage_checkpoints_the_greatest_released_mark_after_the_rele
     state, out = pipeline.flush(state)
     assert out[0] == ("checkpoints", IngestCheckpoint("clickhouse", AT + timedelta(seconds=3), 4, "AAPL"))
     assert out[-1][0] == "account"
+
+
+def test_an_engine_configuration_given_to_run_is_named_as_such(tmp_path: Path) -> None:
+    engine_only = tmp_path / "engine.yaml"
+    engine_only.write_text("runtime: {circuit_errors: 3}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as failure:
+        load_service_config(engine_only, {"TORGHUT_DATABASE_URL": "postgresql://x/y"})
+    message = str(failure.value)
+    assert "no 'source' section" in message and "torghut replay --config" in message
+    assert "pydantic" not in message  # one sentence, not a validation dump
+    with pytest.raises(ConfigError, match="no 'postgres' section .*TORGHUT_DATABASE_URL is unset"):
+        service_config_from_data({"source": {"kind": "file", "path": "x"}}, {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -98,15 +99,64 @@ def test_e_run_once_on_embedded_defaults_leaves_decisions_and_paper_fills_in_pos
     assert "reusing its signals" in again.stderr
     assert "seeded" not in again.stderr
     resumed = SignalCursor(stored.cursor_at, stored.cursor_seq, stored.cursor_symbol)
-    assert f", start cursor {resumed}" in again.stderr
+    assert f", resuming after the stored cursor {resumed.describe()}" in again.stderr
     rows_after, cursor_after = _stored(workdir)
     assert cursor_after == stored
     assert rows_after == rows_before
-    assert _summary_rows(again.stdout) == _summary_rows(done.stdout)
+    first, second = _summary_rows(done.stdout), _summary_rows(again.stdout)
+    assert {name: total for name, (_, total) in second.items()} == {n: t for n, (_, t) in first.items()}
+    assert {name: added for name, (added, _) in first.items()} == {n: t for n, (_, t) in first.items()}
+    assert all(added == 0 for added, _ in second.values()), second  # the second run added nothing
 
 
-def _summary_rows(stdout: str) -> dict[str, int]:
-    """The counts of the run's summary table (``decisions``, ``orders``, ...), read from PostgreSQL."""
-    rows = dict(re.findall(r"^│ ([a-z ]+?) +│ +([0-9,]+) │$", stdout, flags=re.MULTILINE))
+def _summary_rows(stdout: str) -> dict[str, tuple[int, int]]:
+    """The run's summary table read from PostgreSQL: ``decisions``, ``orders``, ... -> (this run, in total)."""
+    found = re.findall(r"^│ ([a-z ]+?) +│ +([0-9,]+) │ +([0-9,]+) │$", stdout, flags=re.MULTILINE)
+    rows = {name: (int(added.replace(",", "")), int(total.replace(",", ""))) for name, added, total in found}
     assert {"decisions", "fills", "dead letters"} <= rows.keys(), stdout
-    return {name: int(value.replace(",", "")) for name, value in rows.items()}
+    return rows
+
+
+def _postmaster_alive(workdir: Path) -> bool:
+    pid_file = workdir / "var" / "postgres" / "data" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in {"Z", "X"}
+
+
+def test_sigterm_ends_a_running_service_and_stops_the_postgresql_it_started(workdir: Path) -> None:
+    """``kill`` (or Kubernetes stopping the pod) ends ``torghut run`` as Ctrl-C does: nothing left running."""
+    env = {**os.environ, "TORGHUT_METRICS_ADDRESS": "off", "COLUMNS": "200"}
+    env.pop("TORGHUT_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [str(TORGHUT), "run"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    try:
+        for line in proc.stdout:  # the service logs its set-up, then polls for new signals until stopped
+            seen.append(line)
+            if "adapter paper" in line:
+                break
+        assert _postmaster_alive(workdir), "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=120)  # a hang guard: the service stops at its next poll
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = "".join(seen) + rest
+    assert proc.returncode == 143, output
+    assert "terminated" in output and "stopped the local PostgreSQL" in output
+    assert "Traceback" not in output
+    assert not _postmaster_alive(workdir)

@@ -290,6 +290,10 @@ def _summarize(
     """Merge the part files canonically, digest every stream and write ``summary.json``."""
     parts_dir = spec.parts_dir
     names = [*STREAMS, "features"] if spec.emit_features else list(STREAMS)
+    # An earlier replay into the same directory may have written a stream this one does not (features):
+    # leave only this run's streams, so the directory always holds one replay.
+    for stale in {*STREAMS, "features"} - set(names):
+        (out_dir / f"{stale}.jsonl").unlink(missing_ok=True)
     streams, events_in = _merge_and_count(spec, out_dir, names, processes)
     dead_by_stage = _count_by(out_dir / "dead_letters.jsonl", "stage")
     counts = {name: s.count for name, s in streams.items()}

@@ -59,7 +59,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -362,6 +362,15 @@ def prepare_database(config: ServiceConfig, catalog: Catalog) -> list[int]:
     return applied
 
 
+def _start_words(start: SignalCursor | None) -> str:
+    # A stored trade_cursor names its row's symbol; the cursor before a table's first row does not.
+    if start is None:
+        return ""
+    if start.cursor_symbol is not None:
+        return f", resuming after the stored cursor {start.describe()}"
+    return f", starting from {start.describe()} (before the table's first row)"
+
+
 def start_cursor_for(config: ServiceConfig) -> SignalCursor | None:
     """Return the ClickHouse start cursor.
 
@@ -447,6 +456,12 @@ class ServiceRun:
     start_cursor: SignalCursor | None
     counts: dict[str, int]
     elapsed_s: float
+    #: The same counts before the run: ``counts`` minus these is what this run added.
+    counts_before: dict[str, int] = field(default_factory=dict)
+
+    def added(self) -> dict[str, int]:
+        """What this run added to each count (a restart that reads nothing new adds nothing)."""
+        return {name: value - self.counts_before.get(name, 0) for name, value in self.counts.items()}
 
 
 SUMMARY_QUERIES: dict[str, str] = {
@@ -492,7 +507,8 @@ def run_service(
     say(f"{config.postgres.describe()}: migrations applied {applied or 'none (up to date)'}")
     ensure_signal_table(config)
     start = start_cursor_for(config)
-    say(f"source {config.source.describe()}" + (f", start cursor {start}" if start is not None else ""))
+    say(f"source {config.source.describe()}{_start_words(start)}")
+    before = summarize(config.postgres.dsn.get_secret_value())
     metrics = None
     if config.metrics_address is not None:
         host, port = parse_metrics_address(config.metrics_address)
@@ -536,4 +552,4 @@ def run_service(
         if control is not None:
             control.close()
     counts = summarize(config.postgres.dsn.get_secret_value())
-    return ServiceRun(applied, start, counts, time.perf_counter() - started)
+    return ServiceRun(applied, start, counts, time.perf_counter() - started, before)

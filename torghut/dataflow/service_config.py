@@ -345,6 +345,19 @@ def service_config_from_data(
         ConfigError: a section or value is invalid; the message names it.
     """
     env = os.environ if environ is None else environ
+    if not data.get("source"):
+        msg = (
+            f"invalid service configuration{where}: no 'source' section (kind: clickhouse, kafka or file). "
+            "A file of engine sections alone (runtime, aggregation, allocation, account, trading) is an "
+            "engine configuration, for `torghut replay --config`; see docs/configuration.md"
+        )
+        raise ConfigError(msg)
+    if not data.get("postgres") and not env.get(DATABASE_URL_ENV):
+        msg = (
+            f"invalid service configuration{where}: no 'postgres' section (dsn), "
+            f"and {DATABASE_URL_ENV} is unset"
+        )
+        raise ConfigError(msg)
     engine_data = {k: v for k, v in data.items() if k in _ENGINE_SECTIONS}
     service_data = {k: v for k, v in data.items() if k not in _ENGINE_SECTIONS}
     account = dict(engine_data.get("account") or {})

@@ -80,6 +80,17 @@ class SignalCursor:
             msg = f"cursor_at must be tz-aware UTC, got naive {self.cursor_at!r}"
             raise ValueError(msg)
 
+    def describe(self) -> str:
+        """The cursor as an operator reads it.
+
+        >>> from datetime import UTC
+        >>> SignalCursor(datetime(2026, 2, 19, 14, 39, 59, tzinfo=UTC), 600, "XOM").describe()
+        '2026-02-19T14:39:59.000Z seq 600 XOM'
+        """
+        at = self.cursor_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        seq = "" if self.cursor_seq is None else f" seq {self.cursor_seq}"
+        return f"{at}{seq}{'' if self.cursor_symbol is None else ' ' + self.cursor_symbol}"
+
 
 @dataclass(frozen=True, slots=True)
 class Shard:
