@@ -431,3 +431,20 @@ def test_replay_refuses_an_output_path_that_is_a_file_in_one_line(tmp_path: Path
     assert done.returncode == 2
     assert f"--out {taken} exists and is not a directory" in done.stderr
     assert "Traceback" not in done.stderr and taken.read_text() == "mine"
+
+
+def test_a_replay_of_nothing_usable_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("not json\n{also not\n")
+    nothing = torghut("replay", "--signals", empty, "--catalog", GOOD_CATALOG, "--out", tmp_path / "a", "-q")
+    useless = torghut(
+        "replay", "--signals", garbage, "--catalog", GOOD_CATALOG, "--out", tmp_path / "b", "-q"
+    )
+    assert nothing.returncode == useless.returncode == 0  # valid runs, with their outputs and digests
+    assert f"warning: {empty} holds no events" in nothing.stderr
+    assert f"warning: every event of {garbage} was dead-lettered" in useless.stderr
+    assert "paper account (plugin_v3): 0 decisions · 0 orders · 0 fills · equity 100,000.00 · P&L 0.00" in (
+        nothing.stdout
+    )

@@ -211,7 +211,7 @@ def test_example_plugin_runs_in_the_runtime_from_the_guides_catalog(
         state, intents, errors = runtime.evaluate(state, fv("NVDA", seconds=i, seq=i + 1, rsi14=rsi))
         assert errors == []
         emitted += [(i, intent.direction, intent.target_notional) for intent in intents]
-    assert emitted == [(3, "buy", Decimal(250)), (6, "sell", Decimal(250))]
+    assert emitted == [(3, "buy", Decimal(2500)), (6, "sell", Decimal(2500))]
 
 
 def test_example_plugin_params_are_validated(example_plugin: Path) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -51,8 +53,15 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-console = Console(stderr=True)
-out = Console()
+
+def _width(stream: TextIO) -> int | None:
+    # Piped or captured output has no terminal width: rich would wrap it at 80 columns. Tables and summary
+    # lines are kept whole there (160 columns) unless COLUMNS says otherwise; a terminal sets its own.
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 160
+
+
+console = Console(stderr=True, width=_width(sys.stderr))
+out = Console(width=_width(sys.stdout))
 
 
 def _fail(message: str) -> typer.Exit:
@@ -199,21 +208,32 @@ def replay(
     out.print(table)
     stages = ", ".join(f"{k} {v:,}" for k, v in result.dead_letters_by_stage.items()) or "none"
     rate = result.events_in / max(result.elapsed_s, 1e-9)
-    out.print(
+    _line(
         f"normalized {result.events_normalized:,} · dead letters: {stages} · "
-        f"{rate:,.0f} events/s · digest {result.summary['digest'][:16]}",
-        highlight=False,
+        f"{rate:,.0f} events/s · digest {result.summary['digest'][:16]}"
     )
+    if result.events_in == 0:
+        _line(f"warning: {signals} holds no events", console)
+    elif result.events_normalized == 0:
+        _line(f"warning: every event of {signals} was dead-lettered (reasons in dead_letters.jsonl)", console)
     paper = result.summary["paper_account"]
     rejected = ", ".join(f"{k} {v:,}" for k, v in paper["rejections_by_reason"].items()) or "none"
-    out.print(
+    _line(
         f"paper account ({result.summary['mode']}): {paper['decisions']:,} decisions · "
         f"{paper['orders']:,} orders · {paper['fills']:,} fills · "
-        f"equity {paper['equity']} · P&L {paper['pnl']}",
-        highlight=False,
+        f"equity {_money(paper['equity'])} · P&L {_money(paper['pnl'])} (exact figures in summary.json)"
     )
-    out.print(f"rejections: {rejected}", highlight=False)
-    out.print(f"wrote {out_dir}/summary.json", highlight=False)
+    _line(f"rejections: {rejected}")
+    _line(f"wrote {out_dir}/summary.json")
+
+
+def _money(value: str) -> str:
+    """An amount as people read it: cents, thousands separated (``summary.json`` keeps the exact value).
+
+    >>> _money("99627.15340000000000"), _money("-372.8466"), _money("0E-14")
+    ('99,627.15', '-372.85', '0.00')
+    """
+    return f"{Decimal(value).quantize(Decimal('0.01')):,}"
 
 
 def _check_replay_paths(signals: Path, out_dir: Path) -> None:

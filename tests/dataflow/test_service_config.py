@@ -191,5 +191,5 @@ def test_an_engine_configuration_given_to_run_is_named_as_such(tmp_path: Path) -
     message = str(failure.value)
     assert "no 'source' section" in message and "torghut replay --config" in message
     assert "pydantic" not in message  # one sentence, not a validation dump
-    with pytest.raises(ConfigError, match="no 'postgres' section .*TORGHUT_DATABASE_URL is unset"):
+    with pytest.raises(ConfigError, match=r"no 'postgres' section .*TORGHUT_DATABASE_URL is unset"):
         service_config_from_data({"source": {"kind": "file", "path": "x"}}, {})
