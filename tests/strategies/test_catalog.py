@@ -223,8 +223,9 @@ class TestErrors:
     def test_files(self, tmp_path: Path, registry: StrategyRegistry) -> None:
         bad = tmp_path / "bad.yaml"
         bad.write_text("strategies: [\n")
-        with pytest.raises(CatalogError, match="expected valid YAML or JSON"):
+        with pytest.raises(CatalogError, match="expected valid YAML or JSON") as failure:
             load_catalog(bad, registry)
+        assert f'in "{bad}", line 2' in str(failure.value)  # the file and line, not "<byte string>"
         with pytest.raises(CatalogError, match="cannot read"):
             load_catalog(tmp_path / "missing.yaml", registry)
         (finding,) = validate_catalog(bad, registry)

@@ -386,7 +386,9 @@ def _read_findings(path: Path) -> tuple[bytes, Any, list[Finding]]:
     except OSError as exc:
         return b"", None, [Finding("error", "catalog", f"cannot read {path}: {exc}")]
     except (yaml.YAMLError, ValueError) as exc:
-        msg = f"expected valid YAML or JSON in {path}, found: {_clip(str(exc))}"
+        # PyYAML names a source read from bytes "<byte string>": name the file instead.
+        found = str(exc).replace('"<byte string>"', f'"{path}"')
+        msg = f"expected valid YAML or JSON in {path}, found: {_clip(found)}"
         return b"", None, [Finding("error", "catalog", msg)]
     except RecursionError:  # the parsers recurse once per level: "[" * 5000 exhausts the stack
         msg = f"expected data nested at most {_MAX_DEPTH} levels deep in {path}, found it nested too deeply"
