@@ -306,8 +306,9 @@ def test_diff_exits_1_and_prints_the_first_differing_record(replays: dict[str, P
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert f"dead_letters.jsonl: differs ({len(a)} vs {len(b)} records)" in done.stdout
-    # The record itself, each on one line exactly as it is in the files (copyable, greppable).
-    first = f"  first difference at record {number}:\n  - {a[number - 1]}\n  + {b[number - 1]}\n"
+    # Where: the dead letter's raw input text (one word differs). Then the records themselves, each on one
+    # line exactly as it is in the files (copyable, greppable).
+    first = f"  first difference at record {number}, field raw:\n  - {a[number - 1]}\n  + {b[number - 1]}\n"
     assert first in done.stdout, done.stdout
     verdicts = [line for line in done.stdout.splitlines() if not line.startswith(" ")]
     assert [line.split(":")[0] for line in verdicts] == _streams(replays["a1"])
@@ -448,3 +449,10 @@ def test_a_replay_of_nothing_usable_says_so(tmp_path: Path) -> None:
     assert "paper account (plugin_v3): 0 decisions · 0 orders · 0 fills · equity 100,000.00 · P&L 0.00" in (
         nothing.stdout
     )
+
+
+def test_run_refuses_a_bad_metrics_address_before_starting_anything(tmp_path: Path) -> None:
+    done = torghut("run", "--once", "--workdir", tmp_path, "--metrics-address", "127.0.0.1:notaport")
+    assert done.returncode == 2
+    assert "metrics address '127.0.0.1:notaport': expected HOST:PORT" in done.stderr
+    assert not (tmp_path / "var").exists()  # neither chdb nor PostgreSQL was started

@@ -281,7 +281,7 @@ def diff(
     right: Annotated[Path, typer.Argument(help="Another replay output directory.")],
 ) -> None:
     """Compare two replay outputs stream by stream and show the first differing record."""
-    from torghut.recovery.replay_digest import digest_file, first_difference
+    from torghut.recovery.replay_digest import differing_field, digest_file, first_difference
 
     for directory in (left, right):
         if not directory.is_dir():
@@ -310,7 +310,10 @@ def diff(
         if found is not None:
             # Each record on one line, as it is in the files (raw input text may hold square brackets).
             number, la, lb = found
-            _line(f"  first difference at record {number}:\n  - {la}\n  + {lb}")
+            # Each line of a merged stream is one record's canonical JSON: name the first field that differs.
+            where = differing_field(la, lb)
+            field = f", field {where}" if where is not None else ""
+            _line(f"  first difference at record {number}{field}:\n  - {la}\n  + {lb}")
     raise typer.Exit(code=1 if differing else 0)
 
 
@@ -566,14 +569,20 @@ def run(
     ] = False,
     until: Annotated[
         datetime | None,
-        typer.Option(help="ClickHouse: stop once every signal up to this UTC time is processed."),
+        typer.Option(
+            help="ClickHouse: stop once every signal up to this UTC time is processed "
+            "(2026-02-19T21:00:00, 2026-02-19 21:00:00 or 2026-02-19).",
+        ),
     ] = None,
     workdir: Annotated[
         Path, typer.Option(help="Embedded defaults only: where var/chdb and var/postgres live.")
     ] = Path(),
     metrics_address: Annotated[
         str | None,
-        typer.Option(help="Serve /metrics on HOST:PORT (overrides the configuration; 'off' disables it)."),
+        typer.Option(
+            help="Serve /metrics on HOST:PORT (overrides the configuration's metrics_address, "
+            "127.0.0.1:9464 by default; 'off' disables it).",
+        ),
     ] = None,
 ) -> None:
     """Run the engine as a service: source -> engine -> PostgreSQL (and the broker), until interrupted.
@@ -595,6 +604,7 @@ def run(
     def say(line: str) -> None:
         _line(line, console)
 
+    _check_metrics_address(metrics_address)  # before any service starts
     terminated = _interrupt_on_sigterm()
     try:
         if config is not None:
@@ -629,6 +639,18 @@ def run(
             if services.started_postgres:
                 say("stopped the local PostgreSQL")
     _print_run_summary(result)
+
+
+def _check_metrics_address(value: str | None) -> None:
+    """Fail in one line on a ``--metrics-address`` that is neither ``off`` nor ``HOST:PORT``."""
+    if value is None or value.lower() in {"off", "none"}:
+        return
+    from torghut.metrics import parse_metrics_address
+
+    try:
+        parse_metrics_address(value)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def _interrupt_on_sigterm() -> threading.Event:

@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from torghut.connectors.part_files import part_paths
 from torghut.contracts.features import FeatureVectorV3
 from torghut.contracts.hashing import StreamDigest, canonical_json, record_json
@@ -112,6 +114,41 @@ def digest_file(path: Path) -> StreamSummary:
         for line in handle:
             digest.add_line(line.rstrip("\n"))
     return StreamSummary(path.stem, digest.count, digest.hexdigest(), 0)
+
+
+def differing_field(left: str, right: str) -> str | None:
+    """The path of the first field where two JSON records differ (``a.b[2]``), or None if either is no JSON.
+
+    Fields are compared in the left record's order; a field only one side has is a difference too.
+
+    >>> differing_field('{"a":1,"b":{"c":[1,2]}}', '{"a":1,"b":{"c":[1,3]}}')
+    'b.c[1]'
+    >>> differing_field('{"a":1}', '{"a":1,"z":2}'), differing_field("{", "{}")
+    ('z', None)
+    """
+    try:
+        a, b = orjson.loads(left), orjson.loads(right)
+    except orjson.JSONDecodeError:
+        return None
+    return _first_path(a, b, "")
+
+
+def _first_path(a: Any, b: Any, at: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            if key not in a or key not in b:
+                return f"{at}.{key}" if at else str(key)
+            found = _first_path(a[key], b[key], f"{at}.{key}" if at else str(key))
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        for index, (x, y) in enumerate(zip(a, b, strict=False)):
+            found = _first_path(x, y, f"{at}[{index}]")
+            if found is not None:
+                return found
+        return None if len(a) == len(b) else f"{at}[{min(len(a), len(b))}]"
+    return None if a == b and type(a) is type(b) else (at or "(the record)")
 
 
 def first_difference(left: Path, right: Path) -> tuple[int, str, str] | None:
