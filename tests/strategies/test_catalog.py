@@ -196,6 +196,16 @@ class TestErrors:
         assert "strategies[1] (name='a'): field 'name': expected a unique name" in message
         assert "first in strategies[0]" in message
         assert "strategies[3] (name='y'): field 'strategy_id'" in message
+        # Two entries with one strategy id and no names: one error, about the id (not also the derived name).
+        twice = errors_of([{"strategy_id": "x"}, {"strategy_id": "x"}], registry)
+        assert "field 'strategy_id': expected a unique strategy_id" in twice
+        assert "field 'name'" not in twice
+
+    def test_type_errors_read_as_expectations(self, registry: StrategyRegistry) -> None:
+        entry = {"strategy_id": "b", "strategy_type": "bollinger_reversion", "version": "1.0.0"}
+        message = errors_of([{**entry, "params": {"confirm_bars": "three"}}], registry)
+        assert "field 'params.confirm_bars': expected a valid integer" in message
+        assert "Input should" not in message and "found 'three'" in message
 
     def test_unknown_type_names_installed(self, registry: StrategyRegistry) -> None:
         message = errors_of([{"strategy_id": "q", "strategy_type": "quantum", "version": "1.0.0"}], registry)

@@ -217,6 +217,21 @@ def _entry_label(index: int, raw: object) -> str:
     return f"strategies[{index}]"
 
 
+def _expectation(message: str) -> str:
+    """A validation message as what was expected: ``Input should be a valid integer`` -> ``a valid integer``.
+
+    >>> _expectation("Input should be a valid integer"), _expectation("Field required")
+    ('a valid integer', 'a value')
+    """
+    message = message.removeprefix("Value error, ")
+    if message == "Field required":
+        return "a value"
+    for lead in ("Input should be ", "Input should "):
+        if message.startswith(lead):
+            return message[len(lead) :]
+    return message
+
+
 def _describe_validation(exc: ValidationError, prefix: str = "") -> list[str]:
     # Every value is shown bounded: an entry's input can be arbitrarily large (an alias bomb).
     messages: list[str] = []
@@ -230,7 +245,7 @@ def _describe_validation(exc: ValidationError, prefix: str = "") -> list[str]:
             found = f"unknown field with value {_show(err['input'])}"
         else:
             found = _show(err["input"])
-        expected = _clip(err["msg"].removeprefix("Value error, "))
+        expected = _clip(_expectation(err["msg"]))
         if kind == "extra_forbidden":
             expected = "only the fields the model declares"
         messages.append(f"field {_show(field)}: expected {expected}, found {found}")
@@ -308,6 +323,8 @@ def build_definitions(
         name = cfg.name or ""  # StrategyConfig sets the name from the strategy id when it is absent
         strategy_id = cfg.strategy_id or name
         for seen, key, value in ((names, "name", name), (ids, "strategy_id", strategy_id)):
+            if key == "name" and "name" not in raw and value in seen:
+                continue  # a name taken from the strategy id: its duplicate is reported as the id's
             if value in seen:
                 again = f"{_show(value)} again (first in {seen[value]})"
                 msg = f"field {key!r}: expected a unique {key}, found {again}"
