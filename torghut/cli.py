@@ -308,9 +308,8 @@ def diff(
         found = first_difference(path, other)
         _line(f"{name}: differs ({a.count:,} vs {b.count:,} records)")
         if found is not None:
-            # Each record on one line, as it is in the files (raw input text may hold square brackets).
+            # Name the first field that differs, then each record on one line, as it is in the file.
             number, la, lb = found
-            # Each line of a merged stream is one record's canonical JSON: name the first field that differs.
             where = differing_field(la, lb)
             field = f", field {where}" if where is not None else ""
             _line(f"  first difference at record {number}{field}:\n  - {la}\n  + {lb}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import alive
 from torghut.connectors.replay_file import load_symbol_keys, split_shards, wait_for_split
 from torghut.connectors.synthetic.generator import write_sample_signals
 from torghut.dataflow.build import FlowSpec
@@ -256,14 +257,6 @@ time.sleep(600)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state not in {"Z", "X"}
-
-
 def test_a_worker_bound_to_its_replay_dies_with_it_where_an_unbound_child_lives_on() -> None:
     """A replay killed with SIGKILL takes its workers along (an unbound sibling shows the test can fail)."""
     parent = subprocess.Popen(
@@ -276,17 +269,17 @@ def test_a_worker_bound_to_its_replay_dies_with_it_where_an_unbound_child_lives_
     pids = {said: int(pid) for pid, said in started.items()}
     try:
         assert set(pids) == {"bound", "unbound"}
-        assert all(_alive(pid) for pid in pids.values())
+        assert all(alive(pid) for pid in pids.values())
         parent.kill()
         parent.wait()
         deadline = time.monotonic() + 30  # a hang guard: the kernel signals the bound child at once
-        while _alive(pids["bound"]) and time.monotonic() < deadline:
+        while alive(pids["bound"]) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not _alive(pids["bound"])
-        assert _alive(pids["unbound"])
+        assert not alive(pids["bound"])
+        assert alive(pids["unbound"])
     finally:
         for pid in pids.values():
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, 9)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.connectors.postgres.support import free_port
 from tests.integration.support import dump_tables
+from tests.procs import alive
 from torghut.connectors.clickhouse import SignalCursor
 from torghut.connectors.postgres import LocalPostgres, TradeCursor, load_cursor
 
@@ -121,12 +122,7 @@ def _postmaster_alive(workdir: Path) -> bool:
     pid_file = workdir / "var" / "postgres" / "data" / "postmaster.pid"
     if not pid_file.exists():
         return False
-    pid = int(pid_file.read_text().split()[0])
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state not in {"Z", "X"}
+    return alive(int(pid_file.read_text().split()[0]))
 
 
 def test_sigterm_ends_a_running_service_and_stops_the_postgresql_it_started(workdir: Path) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from tests.procs import alive, stat_fields
 from torghut.connectors.part_files import PART_SUFFIX
 from torghut.recovery.store import META_FILE
 
@@ -118,15 +119,8 @@ def _group_alive(pgid: int) -> bool:
     except OSError:
         return False
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path("/proc", entry, "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        # ``pid (comm) state ppid pgrp ...``: comm may hold spaces, so split after its closing bracket.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in {"Z", "X"}:
+        fields = stat_fields(entry) if entry.isdigit() else None  # state, ppid, pgrp, ...
+        if fields is not None and len(fields) > 2 and int(fields[2]) == pgid and alive(entry):
             return True
     return False
 
@@ -188,18 +182,22 @@ PartState = dict[Path, tuple[int, str]]
 
 
 def _part_state(parts_dir: Path) -> PartState:
-    """Size and sha256 of every part file in ``parts_dir``."""
+    """Size and sha256 of the whole lines of every part file in ``parts_dir``.
+
+    A torn last line (a kill mid-write) is not kept: the resumed sink cuts it off and writes it again.
+    """
     if not parts_dir.is_dir():
         return {}
     return {
-        part: (len(data), hashlib.sha256(data).hexdigest())
+        part: (len(whole), hashlib.sha256(whole).hexdigest())
         for part in sorted(parts_dir.glob(f"*{PART_SUFFIX}"))
         for data in (part.read_bytes(),)
+        for whole in (data[: data.rfind(b"\n") + 1],)
     }
 
 
 def _check_kept(before: PartState, cycle: int) -> int:
-    """Raise unless every part file of ``before`` still starts with the bytes it had; return their size."""
+    """Raise unless every part file of ``before`` still starts with the lines it had; return their size."""
     for part, (size, digest) in before.items():
         try:
             with part.open("rb") as handle:

@@ -48,13 +48,10 @@ def open_for_append(path: Path) -> TextIO:
         with path.open("r+b") as raw:
             end = raw.seek(0, 2)
             keep = end
-            while keep > 0:
+            while keep > 0:  # back to just after the last newline (the end itself for whole lines)
                 start = max(0, keep - _TAIL_BLOCK)
                 raw.seek(start)
-                block = raw.read(keep - start)
-                if block.endswith(b"\n") and keep == end:
-                    break  # whole lines only: nothing to cut
-                newline = block.rfind(b"\n")
+                newline = raw.read(keep - start).rfind(b"\n")
                 if newline >= 0:
                     keep = start + newline + 1
                     break

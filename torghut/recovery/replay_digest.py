@@ -136,9 +136,8 @@ def differing_field(left: str, right: str) -> str | None:
 def _first_path(a: Any, b: Any, at: str) -> str | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in [*a, *(k for k in b if k not in a)]:
-            if key not in a or key not in b:
-                return f"{at}.{key}" if at else str(key)
-            found = _first_path(a[key], b[key], f"{at}.{key}" if at else str(key))
+            path = f"{at}.{key}" if at else str(key)
+            found = path if key not in a or key not in b else _first_path(a[key], b[key], path)
             if found is not None:
                 return found
         return None
