@@ -30,7 +30,12 @@ from pydantic.fields import FieldInfo
 from torghut.dataflow import config as engine_config
 from torghut.dataflow import service_config
 from torghut.dataflow.config import EngineConfig
-from torghut.dataflow.service_config import ClickHouseSourceConfig, PostgresConfig, ServiceConfig
+from torghut.dataflow.service_config import (
+    AdapterConfig,
+    ClickHouseSourceConfig,
+    PostgresConfig,
+    ServiceConfig,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "configuration.md"
@@ -129,6 +134,7 @@ SERVICE_ENV: dict[type[BaseModel], dict[str, str]] = {
         "password": service_config.CLICKHOUSE_PASSWORD_ENV,
     },
     PostgresConfig: {"dsn": service_config.DATABASE_URL_ENV},
+    AdapterConfig: {"account_refresh_s": service_config.RECONCILE_MS_ENV},
 }
 
 

@@ -141,6 +141,7 @@ SERVICE_ENV_VALUES: dict[str, tuple[str, object]] = {
     "TA_CLICKHOUSE_URL": ("https://ch.example:9443", {"host": "ch.example", "port": 9443, "secure": True}),
     "TA_CLICKHOUSE_USERNAME": ("torghut", "torghut"),
     "TA_CLICKHOUSE_PASSWORD": ("ch-secret", "ch-secret"),
+    "TRADING_RECONCILE_MS": ("2500", 2.5),  # milliseconds, as torghut's
 }
 
 
@@ -151,6 +152,7 @@ def test_documented_service_environment_variables_are_read_by_the_loader() -> No
         ServiceConfig: lambda c: c,
         generator.ClickHouseSourceConfig: lambda c: c.source,
         generator.PostgresConfig: lambda c: c.postgres,
+        generator.AdapterConfig: lambda c: c.adapter,
     }
     documented = set()
     for model, variables in generator.SERVICE_ENV.items():

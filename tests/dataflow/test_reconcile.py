@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,13 +12,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.connectors.alpaca.support import KEY_ID, SECRET
+from tests.connectors.alpaca.support import serve
 from tests.connectors.postgres.conftest import dsn, pg_server, template_db
 from tests.integration.support import service_config
 from torghut.connectors.alpaca import AlpacaAdapter, AlpacaConfig
-from torghut.connectors.alpaca_server import AlpacaTestServer
+from torghut.connectors.alpaca_server import AlpacaTestServer, Fault
+from torghut.connectors.broker import IntentAlreadySent
 from torghut.connectors.postgres import upsert_executions
 from torghut.contracts.execution import ExecutionReport
+from torghut.contracts.portfolio import OrderIntent
 from torghut.dataflow.reconcile import (
     RECONCILED_ADAPTER,
     UNKNOWN_AT_BROKER,
@@ -86,17 +89,7 @@ def test_compare_of_agreeing_views_is_clean() -> None:
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[AlpacaTestServer]:
-    alpaca = AlpacaTestServer(key_id=KEY_ID, secret=SECRET, default_price=Decimal(100))
-    alpaca.start()
-    for name, value in {
-        "APCA_API_KEY_ID": KEY_ID,
-        "APCA_API_SECRET_KEY": SECRET,
-        "APCA_API_BASE_URL": alpaca.base_url + "/v2",
-        "TRADING_MODE": "paper",
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield alpaca
-    alpaca.stop()
+    yield from serve(monkeypatch)
 
 
 def _place(server: AlpacaTestServer, cid: str, **body: Any) -> None:
@@ -211,3 +204,89 @@ def test_the_guard_returns_a_stored_report_without_calling_the_broker(
     assert server.received("c" * 64) == 1
     assert _rows(dsn)["c" * 64][0] == "rejected"
     assert "<redacted>" in repr(guard) and dsn not in repr(guard)
+
+
+def _intent_order(cid_char: str, qty: str = "10") -> OrderIntent:
+    from tests.connectors.alpaca.support import make_order
+
+    return dataclasses.replace(make_order(cid_char * 64, qty=qty), intent_key="intent-1")
+
+
+def _claim_earlier(dsn: str) -> None:
+    """Claim intent-1 for order a, as a run that was killed after the claim did."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO order_intents (account_label, intent_key, client_order_id) VALUES (%s, %s, %s)",
+            ("paper", "intent-1", "a" * 64),
+        )
+
+
+def _claims(dsn: str) -> dict[tuple[str, str], str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT account_label, intent_key, client_order_id FROM order_intents").fetchall()
+    return {(str(a), str(k)): str(c) for a, k, c in rows}
+
+
+def test_an_intent_already_sent_under_another_id_is_refused_without_a_post(
+    server: AlpacaTestServer, dsn: str
+) -> None:
+    guard = PersistedOrderGuard(_adapter(), dsn)
+    first = guard.submit(_intent_order("a"))
+    # The same intent re-made with another size (another client order id), as after a restart.
+    with pytest.raises(IntentAlreadySent) as refused:
+        guard.submit(_intent_order("b", qty="7"))
+
+    assert first.status == "filled"
+    assert (refused.value.intent_key, refused.value.client_order_id) == ("intent-1", "a" * 64)
+    assert server.received("b" * 64) == 0
+    assert _claims(dsn) == {("paper", "intent-1"): "a" * 64}
+    assert set(_rows(dsn)) == {"a" * 64}
+    # The order that carries the intent out is still answered from PostgreSQL.
+    assert guard.submit(_intent_order("a")).status == "filled"
+    assert server.received("a" * 64) == 1
+
+
+def test_an_earlier_order_found_only_at_the_broker_refuses_the_new_one_and_is_stored(
+    server: AlpacaTestServer, dsn: str
+) -> None:
+    # A crash between the broker's answer and the executions row: the claim and the broker hold order a.
+    _place(server, "a" * 64)
+    _claim_earlier(dsn)
+    guard = PersistedOrderGuard(_adapter(), dsn)
+
+    with pytest.raises(IntentAlreadySent):
+        guard.submit(_intent_order("b", qty="7"))
+
+    assert server.received("b" * 64) == 0
+    assert _rows(dsn)["a" * 64][0] == "filled"
+
+
+def test_an_earlier_order_that_never_reached_the_broker_passes_the_claim_to_the_new_one(
+    server: AlpacaTestServer, dsn: str
+) -> None:
+    _claim_earlier(dsn)
+    guard = PersistedOrderGuard(_adapter(), dsn)
+
+    report = guard.submit(_intent_order("b", qty="7"))
+
+    assert report.status == "filled" and report.qty == Decimal(7)
+    assert server.received("b" * 64) == 1
+    assert _claims(dsn) == {("paper", "intent-1"): "b" * 64}
+
+
+def test_a_failed_look_up_of_the_earlier_order_sends_nothing_and_reports_retry_pending(
+    server: AlpacaTestServer, dsn: str
+) -> None:
+    _claim_earlier(dsn)
+    server.inject(
+        *[Fault(status=503, body="unavailable", method="GET", path="/v2/orders:by_client_order_id")] * 3
+    )
+    guard = PersistedOrderGuard(_adapter(), dsn)
+
+    report = guard.submit(_intent_order("b", qty="7"))
+
+    assert report.status == "retry_pending"
+    assert str(report.raw["reason"]).startswith("intent_lookup_failed:")
+    assert server.received("b" * 64) == 0
+    assert _rows(dsn)["b" * 64][0] == "retry_pending"
+    assert _claims(dsn) == {("paper", "intent-1"): "a" * 64}

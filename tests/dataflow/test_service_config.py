@@ -133,6 +133,19 @@ def test_bad_recovery_variables_fail_with_the_field() -> None:
         service_config_from_data(source, {"BYTEWAX_RECOVERY_BACKUP_INTERVAL": "soon"})
 
 
+@pytest.mark.parametrize("value", ["0", "15s", "-5", "1.5", ""])
+def test_reconcile_ms_is_whole_milliseconds_and_sets_the_broker_account_refresh(value: str) -> None:
+    source = {"source": {"kind": "clickhouse"}, "postgres": PG, "adapter": {"kind": "alpaca"}}
+    assert service_config_from_data(source, {}).adapter.account_refresh_s == 15.0  # torghut's default
+    assert service_config_from_data(source, {"TRADING_RECONCILE_MS": "2500"}).adapter.account_refresh_s == 2.5
+    if not value:  # unset: the file's value stands
+        config = service_config_from_data({**source, "adapter": {"account_refresh_s": None}}, {})
+        assert config.adapter.account_refresh_s is None
+        return
+    with pytest.raises(ConfigError, match=f"TRADING_RECONCILE_MS must be .* found '{value}'"):
+        service_config_from_data(source, {"TRADING_RECONCILE_MS": value})
+
+
 def test_the_service_refuses_more_than_one_worker_per_process() -> None:
     assert cluster_from_env({"BYTEWAX_WORKERS_PER_PROCESS": "1"}) is None
     with pytest.raises(ConfigError, match="one worker per process"):

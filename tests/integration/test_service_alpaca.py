@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.connectors.alpaca.support import KEY_ID, SECRET
+from tests.connectors.alpaca.support import serve
 from tests.integration.support import service_config
 from torghut.connectors.alpaca_server import AlpacaTestServer, Brokerage, Fault
 from torghut.dataflow.service import RETRY_PENDING, run_service
@@ -92,22 +92,12 @@ class ServerLog:
 
 
 def _serve(monkeypatch: pytest.MonkeyPatch, price: int, mode: str) -> Iterator[AlpacaTestServer]:
-    server = AlpacaTestServer(key_id=KEY_ID, secret=SECRET, default_price=Decimal(price))
-    server.start()
-    try:
-        for name, value in {
-            "APCA_API_KEY_ID": KEY_ID,
-            "APCA_API_SECRET_KEY": SECRET,
-            "APCA_API_BASE_URL": server.base_url + "/v2",
-            "TRADING_MODE": mode,
-            "TRADING_LIVE_ENABLED": "true" if mode == "live" else "false",
-            # live: the kill-switch test runs the CLI while the server holds an order's answer
-            "ALPACA_REQUEST_TIMEOUT_S": "30" if mode == "live" else "2",
-        }.items():
-            monkeypatch.setenv(name, value)
-        yield server
-    finally:
-        server.stop()
+    env = {
+        "TRADING_LIVE_ENABLED": "true" if mode == "live" else "false",
+        # live: the kill-switch test runs the CLI while the server holds an order's answer
+        "ALPACA_REQUEST_TIMEOUT_S": "30" if mode == "live" else "2",
+    }
+    yield from serve(monkeypatch, price=Decimal(price), mode=mode, env=env)
 
 
 @pytest.fixture
@@ -225,7 +215,10 @@ def test_a_retry_pending_order_goes_to_the_broker_again_on_the_next_run_looked_u
     server = paper_server
     log = ServerLog(server.brokerage, monkeypatch)
     server.inject(*faults)
-    config = service_config({"kind": "file", "path": str(clean_signals)}, dsn, adapter={"kind": "alpaca"})
+    # The stage's own ledger: the second run re-makes the decision byte for byte, under the same id.
+    # (Against the broker's account it may size it anew; test_decisions_remade_... covers that.)
+    adapter = {"kind": "alpaca", "account_refresh_s": None}
+    config = service_config({"kind": "file", "path": str(clean_signals)}, dsn, adapter=adapter)
 
     run_service(config, once=True)
 
@@ -310,3 +303,69 @@ def test_kill_switch_engaged_while_the_service_is_down_cancels_at_start_and_a_fa
     assert _open_order_ids(server) == set()
     assert log.of("post", after) == []
     assert set(_firewall_rejections(dsn)) == {("kill_switch_enabled", "*@1")}
+
+
+def _claims(dsn: str) -> dict[str, str]:
+    """``intent_key -> client_order_id`` of every claimed intent."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT intent_key, client_order_id FROM order_intents").fetchall()
+    return {str(k): str(c) for k, c in rows}
+
+
+def test_decisions_remade_against_the_brokers_changed_account_send_no_intent_twice(
+    dsn: str, clean_signals: Path, paper_server: AlpacaTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = paper_server
+    log = ServerLog(server.brokerage, monkeypatch)
+    # Symbol capacity: 0.5% of the broker's equity (500 of 100,000), which clips most intents.
+    allocation = {"enabled": True, "max_symbol_pct_equity": "0.005"}
+    config = service_config(
+        {"kind": "file", "path": str(clean_signals)}, dsn, adapter={"kind": "alpaca"}, allocation=allocation
+    )
+    first = run_service(config, once=True)
+    posted = log.of("post")
+    claims = _claims(dsn)
+    assert posted and len(claims) == len(posted) == len(set(posted))
+    assert set(claims.values()) == set(posted)
+    with psycopg.connect(dsn) as conn:
+        snapshots = conn.execute("SELECT equity, positions FROM position_snapshots").fetchall()
+    assert snapshots, "the broker's account was never read into the stage"
+    assert first.counts["orders"] == len(posted)
+    log.mark("restart")
+
+    # The whole input again (a restart before any cursor): every decision is re-made against the broker's
+    # account, which now holds the first run's fills and 40,000 less cash (a withdrawal), so the capacity
+    # shrinks and clipped sizes, and with them client order ids, change.
+    server.brokerage.cash -= Decimal(40_000)
+    run_service(config, once=True)
+
+    # No intent of the first run reached the broker again; what the second run sent are intents the
+    # first run never sent (a sell of a position the broker now holds, say), each under a new claim.
+    again = log.of("post", log.since("restart"))
+    after = _claims(dsn)
+    assert {k: after[k] for k in claims} == claims
+    assert sorted(again) == sorted(after[k] for k in set(after) - set(claims))
+    assert len(set(posted) | set(again)) == len(posted) + len(again)
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT gate_trace -> -1 -> 'inputs' ->> 'sent_client_order_id' FROM rejections "
+            "WHERE stage = 'firewall' AND reasons = 'duplicate_intent'"
+        ).fetchall()
+    refused = [str(r[0]) for r in rows]
+    assert refused, "no decision came out differently against the broker's account"
+    assert set(refused) <= set(posted)
+    assert sum(server.brokerage.control_orders()["received"].values()) == len(posted) + len(again)
+
+
+def test_without_the_broker_account_the_stage_decides_against_its_own_ledger(
+    dsn: str, clean_signals: Path, paper_server: AlpacaTestServer
+) -> None:
+    config = service_config(
+        {"kind": "file", "path": str(clean_signals)},
+        dsn,
+        adapter={"kind": "alpaca", "account_refresh_s": None},
+    )
+    run_service(config, once=True)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM position_snapshots").fetchone() == (0,)
+    assert _executions(dsn), "no order reached the broker"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from torghut.connectors.broker import DryRunAdapter, ExecutionAdapter, ExecutionRouter
+from torghut.connectors.broker import DryRunAdapter, ExecutionAdapter, ExecutionRouter, IntentAlreadySent
 from torghut.connectors.paper import PaperAdapter, PaperBook, PaperCosts
 from torghut.contracts.decision import GateVerdict, passed, rejected
 from torghut.contracts.portfolio import OrderIntent
@@ -65,6 +66,29 @@ def test_default_paper_config_sends_once() -> None:
     assert result.trace[-1] is result.verdict
     assert adapter.submits == 1
     assert firewall.snapshot() == ("a" * 64,)
+
+
+class RefusingAdapter(CountingAdapter):
+    """An adapter whose intent record already holds every intent under order ``sent``."""
+
+    def submit(self, order: OrderIntent):  # type: ignore[no-untyped-def]
+        self.submits += 1
+        raise IntentAlreadySent(order.intent_key, "e" * 64)
+
+
+def test_an_intent_already_sent_becomes_a_duplicate_intent_rejection_naming_the_earlier_order() -> None:
+    adapter = RefusingAdapter()
+    firewall = OrderFirewall(TradingConfig(), adapter)
+    result = firewall.submit(dataclasses.replace(order("b" * 64), intent_key="k1"), FULL_TRACE)
+
+    assert result.report is None
+    assert result.verdict.outcome == "reject" and result.verdict.reason == "duplicate_intent"
+    assert result.verdict.inputs["intent_key"] == "k1"
+    assert result.verdict.inputs["sent_client_order_id"] == "e" * 64
+    assert result.verdict.inputs["client_order_id"] == "b" * 64
+    assert result.rejection is not None
+    assert result.rejection.stage == "firewall" and result.rejection.reasons == ("duplicate_intent",)
+    assert result.trace == (*FULL_TRACE, result.verdict)
 
 
 def test_kill_switch_means_zero_submits_and_a_rejection_for_every_order() -> None:

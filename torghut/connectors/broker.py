@@ -18,6 +18,19 @@ from torghut.contracts.portfolio import OrderIntent
 from torghut.operators.trading_config import TradingConfig
 
 
+class IntentAlreadySent(Exception):
+    """Raised by ``submit``: the order's intent was already carried out by an order under another id.
+
+    Nothing was sent. The firewall turns it into a rejection (``duplicate_intent``) naming the earlier
+    order's client order id.
+    """
+
+    def __init__(self, intent_key: str, client_order_id: str) -> None:
+        super().__init__(f"intent {intent_key} was already sent as order {client_order_id}")
+        self.intent_key = intent_key
+        self.client_order_id = client_order_id
+
+
 @runtime_checkable
 class ExecutionAdapter(Protocol):
     """A broker, real or simulated."""
@@ -28,7 +41,12 @@ class ExecutionAdapter(Protocol):
         ...
 
     def submit(self, order: OrderIntent) -> ExecutionReport:
-        """Send ``order``; a repeated ``client_order_id`` returns the existing report."""
+        """Send ``order``; a repeated ``client_order_id`` returns the existing report.
+
+        Raises:
+            IntentAlreadySent: The order's ``intent_key`` was already sent under another id (adapters
+                that keep an intent record, such as the service's order guard); nothing was sent.
+        """
         ...
 
     def get_by_client_order_id(self, client_order_id: str) -> ExecutionReport | None:

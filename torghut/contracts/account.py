@@ -27,7 +27,12 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class AccountSnapshot:
-    """A broker account and positions snapshot; positions are signed quantities by symbol."""
+    """A broker account and positions snapshot; positions are signed quantities by symbol.
+
+    ``avg_prices`` and ``marks`` are the broker's average entry price and current price of each position
+    (empty when the broker gave none); ``open_orders`` how many orders are open at the broker (None: not
+    read).
+    """
 
     account: str
     equity: Decimal
@@ -35,6 +40,9 @@ class AccountSnapshot:
     buying_power: Decimal
     positions: FrozenMap[str, Decimal]
     event_ts: datetime
+    avg_prices: FrozenMap[str, Decimal] = EMPTY_MAP
+    marks: FrozenMap[str, Decimal] = EMPTY_MAP
+    open_orders: int | None = None
 
 
 AccountEvent = Fill | AccountSnapshot

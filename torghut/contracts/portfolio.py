@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from torghut.contracts.frozen import EMPTY as EMPTY_MAP
 from torghut.contracts.frozen import FrozenMap
+from torghut.contracts.hashing import sha256_hex
 from torghut.contracts.signal import InputPosition
 from torghut.contracts.strategy import Direction, StrategyId
 
@@ -67,6 +68,35 @@ class SymbolIntent:
     parameter_hashes: FrozenMap[str, str] = EMPTY_MAP
     regime_label: str | None = None
     position: InputPosition | None = None
+
+
+def symbol_intent_key(account: str, intent: SymbolIntent) -> str:
+    """The identity of ``intent`` on ``account``, independent of how the allocator sizes it.
+
+    sha256 over the canonical JSON of what makes the intent (account, symbol, horizon, window end,
+    direction, the contributing strategies and their feature snapshot hashes): the same input and catalog
+    give the same key whatever the account held when the intent was sized.
+
+    >>> from datetime import UTC, datetime
+    >>> ts = datetime(2026, 2, 19, 14, 30, tzinfo=UTC)
+    >>> intent = SymbolIntent(symbol="AAPL", direction="buy", confidence=Decimal("0.65"),
+    ...     target_notional=Decimal("1000"), horizon="1Sec", explain=("macd_cross_up",),
+    ...     source_strategy_ids=("s1",), feature_snapshot_hashes=("h",), event_ts=ts, window_end=ts,
+    ...     seq=1, policy="torghut")
+    >>> symbol_intent_key("paper", intent)[:16]
+    '54407de1e1ef51ee'
+    """
+    return sha256_hex(
+        {
+            "account": account,
+            "symbol": intent.symbol,
+            "horizon": intent.horizon,
+            "window_end": intent.window_end.isoformat(),
+            "direction": intent.direction,
+            "source_strategy_ids": list(intent.source_strategy_ids),
+            "feature_snapshot_hashes": list(intent.feature_snapshot_hashes),
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +165,14 @@ TimeInForce = str
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """A broker-neutral order; ``client_order_id`` is the idempotency hash (torghut's decision hash)."""
+    """A broker-neutral order; ``client_order_id`` is the idempotency hash (torghut's decision hash).
+
+    ``intent_key`` names what the order carries out, independently of its sizing: the symbol intent
+    (:func:`~torghut.contracts.portfolio.symbol_intent_key`) or, for a legacy decision, the decision
+    hash. A decision re-made against a different account (a restart that reads the broker's account anew)
+    gets a new client order id but the same intent key, by which the service's order guard recognises an
+    intent already sent.
+    """
 
     account: str
     symbol: str
@@ -147,3 +184,4 @@ class OrderIntent:
     client_order_id: str
     event_ts: datetime
     audit: FrozenMap[str, object] = EMPTY_MAP
+    intent_key: str = ""

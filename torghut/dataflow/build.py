@@ -50,7 +50,7 @@ from torghut.contracts.signal import DeadLetter, RawRecord
 from torghut.contracts.strategy import StrategyDefinition, StrategyError, StrategyIntent
 from torghut.dataflow.config import EngineConfig
 from torghut.dataflow.observe import observe_record
-from torghut.operators.account import AccountBatch, AccountPipeline, IngestMark, account_stage
+from torghut.operators.account import AccountBatch, AccountFeed, AccountPipeline, IngestMark, account_stage
 from torghut.operators.aggregate import (
     AggregateStageOutput,
     SymbolWindowAggregator,
@@ -232,6 +232,7 @@ def wire_engine(
     control: ControlSource | None = None,
     emit_features: bool = False,
     symbol_keys: Mapping[str, str] | None = None,
+    account_feed: AccountFeed | None = None,
 ) -> EngineStreams:
     """Wire parse, normalize, the decision path and the account stage after ``raw``.
 
@@ -250,6 +251,8 @@ def wire_engine(
         symbol_keys: Every symbol of the input with its state key, when known up front (a split replay
             input). Symbols are keyed by it; on the plugin path without the legacy fallback, the account
             stage then also releases its inputs by frontier while the input is read (outputs unchanged).
+        account_feed: The broker's account, read by the account stage at the start of every release (the
+            service in live mode); None keeps the stage's own ledger alone (the replay).
     """
     trading = engine.trading
     account = engine.account.account
@@ -304,6 +307,7 @@ def wire_engine(
         adapter=adapter,
         control=control,
         symbols=[s for s in symbol_keys if s] if frontier and symbol_keys is not None else None,
+        account_feed=account_feed,
     )
     keyed_account = op.key_on("key_account", to_account, lambda _: account)
     outputs.append(account_stage("account", keyed_account, pipeline))

@@ -28,6 +28,16 @@ to ``executions`` as soon as the adapter returns it, before the flow moves on, s
 refused order could be sent twice shrinks to the instant between the broker's answer and that commit.
 ``retry_pending`` rows (outcome unknown) are not final: such an order goes to the adapter again, which
 looks it up at the broker before any POST.
+
+The guard also keeps each intent to one order (``order_intents``). The client order id hashes the sized
+decision, and in live mode the account stage sizes against the broker's account, so a decision re-made
+after a restart may come out with another size and id. Before the first order of an intent (its
+``intent_key``) is sent, the guard claims the intent for the order's id; an order of a claimed intent under
+another id is refused (:class:`~torghut.connectors.broker.IntentAlreadySent`, the firewall's
+``duplicate_intent``) when the claimed order is in ``executions`` (any status but ``retry_pending``) or
+at the broker (looked up by its id; a found order is written to ``executions``). When neither holds it,
+the earlier order never reached the broker: the claim passes to the new id and the order is sent. A
+look-up that fails sends nothing: the order is reported ``retry_pending``.
 """
 
 from __future__ import annotations
@@ -42,8 +52,8 @@ from typing import Any, Literal
 
 import psycopg
 
-from torghut.connectors.alpaca import AlpacaAdapter
-from torghut.connectors.broker import ExecutionAdapter
+from torghut.connectors.alpaca import AlpacaAdapter, AlpacaError
+from torghut.connectors.broker import ExecutionAdapter, IntentAlreadySent
 from torghut.connectors.postgres import upsert_executions
 from torghut.contracts.account import AccountSnapshot
 from torghut.contracts.execution import FINAL_STATUSES, ExecutionReport
@@ -312,7 +322,16 @@ class PersistedOrderGuard:
         return self._inner.name
 
     def submit(self, order: OrderIntent) -> ExecutionReport:
-        """Return the stored report of ``order``'s client order id, else submit and store the report."""
+        """Return the stored report of ``order``'s client order id, else submit and store the report.
+
+        Raises:
+            IntentAlreadySent: The order's intent was already sent under another client order id.
+        """
+        if order.intent_key:
+            refused = self._claim(order)
+            if refused is not None:
+                upsert_executions(self._connection(), [refused])
+                return refused
         stored = self.stored(order.client_order_id)
         if stored is not None:
             logger.info(
@@ -342,6 +361,69 @@ class PersistedOrderGuard:
     def account_snapshot(self) -> AccountSnapshot:
         """The wrapped adapter's account snapshot."""
         return self._inner.account_snapshot()
+
+    def _claim(self, order: OrderIntent) -> ExecutionReport | None:
+        """Claim ``order``'s intent for its id; None when the order may go on to the broker.
+
+        Returns a ``retry_pending`` report (nothing sent) when the earlier order of the intent could not
+        be looked up at the broker.
+
+        Raises:
+            IntentAlreadySent: The earlier order of the intent exists.
+        """
+        conn = self._connection()
+        key = (order.account, order.intent_key)
+        conn.execute(
+            "INSERT INTO order_intents (account_label, intent_key, client_order_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (account_label, intent_key) DO NOTHING",
+            (*key, order.client_order_id),
+        )
+        row = conn.execute(
+            "SELECT client_order_id FROM order_intents WHERE account_label = %s AND intent_key = %s", key
+        ).fetchone()
+        claimed = str(row[0]) if row is not None else order.client_order_id
+        if claimed == order.client_order_id:
+            return None
+        earlier = self.stored(claimed)
+        if earlier is None:
+            try:
+                earlier = self._inner.get_by_client_order_id(claimed)
+            except AlpacaError as error:
+                logger.warning(
+                    "intent %s: the look-up of its earlier order %s failed, nothing sent: %s",
+                    order.intent_key,
+                    claimed,
+                    error.reason,
+                )
+                return ExecutionReport.unfilled(
+                    order,
+                    status=RETRY_PENDING,
+                    adapter=self._inner.name,
+                    event_ts=order.event_ts,
+                    raw={"reason": f"intent_lookup_failed:{error.reason}", "retryable": True},
+                )
+            if earlier is not None:
+                upsert_executions(conn, [earlier])
+        if earlier is not None:
+            logger.info(
+                "intent %s already sent as %s, not sent again as %s",
+                order.intent_key,
+                claimed,
+                order.client_order_id,
+            )
+            raise IntentAlreadySent(order.intent_key, claimed)
+        conn.execute(
+            "UPDATE order_intents SET client_order_id = %s, created_at = now() "
+            "WHERE account_label = %s AND intent_key = %s",
+            (order.client_order_id, *key),
+        )
+        logger.info(
+            "intent %s: its earlier order %s never reached the broker; sending %s",
+            order.intent_key,
+            claimed,
+            order.client_order_id,
+        )
+        return None
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.closed:

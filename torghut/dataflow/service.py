@@ -90,6 +90,7 @@ from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.portfolio import OrderIntent, PortfolioIntent, SymbolIntent
 from torghut.contracts.signal import DeadLetter
 from torghut.contracts.strategy import StrategyError, StrategyIntent
+from torghut.dataflow.account_feed import BrokerAccountFeed
 from torghut.dataflow.build import wire_engine
 from torghut.dataflow.config import ConfigError
 from torghut.dataflow.control import CancelOnKillSwitch, build_control_source, cancels_on_kill_switch
@@ -101,7 +102,7 @@ from torghut.dataflow.service_config import (
     ServiceConfig,
 )
 from torghut.metrics import parse_metrics_address, serve_metrics
-from torghut.operators.account import IngestCheckpoint
+from torghut.operators.account import AccountFeed, IngestCheckpoint
 from torghut.operators.control import ControlSource
 from torghut.strategies.catalog import Catalog, load_catalog
 from torghut.strategies.registry import default_registry
@@ -269,6 +270,7 @@ def build_service_flow(
     adapter: ExecutionAdapter | None = None,
     catalog: Catalog | None = None,
     control: ControlSource | None = None,
+    account_feed: AccountFeed | None = None,
 ) -> Dataflow:
     """Wire the configured source, the engine and the PostgreSQL sink (and the Kafka intents topic).
 
@@ -281,6 +283,7 @@ def build_service_flow(
         adapter: The execution adapter; None keeps the paper adapter.
         catalog: The loaded catalog (loaded from ``config.catalog`` when None).
         control: The runtime trading control read before every order; None: the static configuration.
+        account_feed: The broker's account, read by the account stage (live); None: its own ledger.
     """
     registry = default_registry()
     catalog = catalog if catalog is not None else load_catalog(config.catalog, registry)
@@ -302,7 +305,14 @@ def build_service_flow(
         file_source = ReplayFileSource(source.path, shards=source.shards, batch_size=source.batch_size)
         raw = op.input("file_in", flow, file_source)
     streams = wire_engine(
-        raw, catalog, registry, config.engine, cursor_source=cursor_source, adapter=adapter, control=control
+        raw,
+        catalog,
+        registry,
+        config.engine,
+        cursor_source=cursor_source,
+        adapter=adapter,
+        control=control,
+        account_feed=account_feed,
     )
     records = op.merge("all_records", streams.records, *source_errors) if source_errors else streams.records
     persisted = op.filter_map("persisted", records, to_persisted)
@@ -484,6 +494,24 @@ def summarize(dsn: str) -> dict[str, int]:
     return counts
 
 
+def _broker(
+    config: ServiceConfig, say: Callable[[str], None]
+) -> tuple[ExecutionAdapter | None, BrokerAccountFeed | None]:
+    """The execution adapter and the broker account feed (``alpaca``: reconciled at start, guarded)."""
+    adapter = build_adapter(config)
+    if adapter is None or config.adapter_kind != "alpaca":
+        return adapter, None
+    dsn = config.postgres.dsn.get_secret_value()
+    reconcile_at_startup(dsn, AlpacaAdapter(AlpacaConfig.from_env()), config.adapter.reconcile, say=say)
+    guarded = PersistedOrderGuard(adapter, dsn)
+    refresh = config.adapter.account_refresh_s
+    if refresh is None:
+        say("account: the stage's own ledger (adapter.account_refresh_s unset)")
+        return guarded, None
+    say(f"account: the broker's, read at most every {refresh:g} s (adapter.account_refresh_s)")
+    return guarded, BrokerAccountFeed(AlpacaAdapter(AlpacaConfig.from_env()), refresh)
+
+
 def run_service(
     config: ServiceConfig,
     *,
@@ -521,11 +549,7 @@ def run_service(
             f"recovery in {config.recovery_dir}, snapshots every {config.snapshot_interval_s} s, "
             f"superseded snapshots kept {config.recovery_backup_interval_s} s"
         )
-    adapter = build_adapter(config)
-    if adapter is not None and config.adapter_kind == "alpaca":
-        dsn = config.postgres.dsn.get_secret_value()
-        reconcile_at_startup(dsn, AlpacaAdapter(AlpacaConfig.from_env()), config.adapter.reconcile, say=say)
-        adapter = PersistedOrderGuard(adapter, dsn)
+    adapter, account_feed = _broker(config, say)
     say(f"adapter {config.adapter_kind}, account {config.engine.account.account}")
     control = build_control_source(config)
     source: ControlSource | None = control
@@ -534,7 +558,14 @@ def run_service(
         if cancels_on_kill_switch(config):
             source = CancelOnKillSwitch(control, AlpacaAdapter(AlpacaConfig.from_env()))
     flow = build_service_flow(
-        config, once=once, until=until, start_cursor=start, adapter=adapter, catalog=catalog, control=source
+        config,
+        once=once,
+        until=until,
+        start_cursor=start,
+        adapter=adapter,
+        catalog=catalog,
+        control=source,
+        account_feed=account_feed,
     )
     epoch = timedelta(seconds=config.snapshot_interval_s)
     cluster = cluster_from_env(os.environ)

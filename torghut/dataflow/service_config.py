@@ -15,8 +15,9 @@ service's own sections. One YAML file holds both: the engine sections (``runtime
 Environment variables override the file: torghut's engine variables (``TRADING_*``), the PostgreSQL DSN
 (:data:`DATABASE_URL_ENV`), the metrics address (:data:`METRICS_ADDRESS_ENV`), torghut's signal
 settings ``TRADING_SIGNAL_TABLE``, ``TRADING_SIGNAL_BATCH_SIZE``, ``TRADING_SIGNAL_LOOKBACK_MINUTES``,
-torghut's ClickHouse connection (:data:`CLICKHOUSE_URL_ENV`, :data:`CLICKHOUSE_USER_ENV`,
-:data:`CLICKHOUSE_PASSWORD_ENV`) and bytewax's recovery settings (:data:`RECOVERY_ENV`:
+the broker account refresh (:data:`RECONCILE_MS_ENV`), torghut's ClickHouse connection
+(:data:`CLICKHOUSE_URL_ENV`, :data:`CLICKHOUSE_USER_ENV`, :data:`CLICKHOUSE_PASSWORD_ENV`) and bytewax's
+recovery settings (:data:`RECOVERY_ENV`:
 ``BYTEWAX_RECOVERY_DIRECTORY``, ``BYTEWAX_SNAPSHOT_INTERVAL``, ``BYTEWAX_RECOVERY_BACKUP_INTERVAL``).
 The Alpaca adapter reads its keys and switches (``APCA_*``, ``TRADING_MODE``, ``TRADING_LIVE_ENABLED``)
 from the environment only. Secrets are :class:`~pydantic.SecretStr`: never in ``repr``, logs or dumps.
@@ -47,6 +48,9 @@ CATALOG_PATH_ENV = "TRADING_STRATEGY_CONFIG_PATH"
 
 METRICS_ADDRESS_ENV = "TORGHUT_METRICS_ADDRESS"
 """``host:port`` of ``/metrics`` (``off`` disables it); overrides ``metrics_address``."""
+
+RECONCILE_MS_ENV = "TRADING_RECONCILE_MS"
+"""torghut's account refresh interval in milliseconds; overrides ``adapter.account_refresh_s``."""
 
 CLICKHOUSE_URL_ENV = "TA_CLICKHOUSE_URL"
 """torghut's ClickHouse HTTP endpoint ``http(s)://host:port``: sets ``source.host``, ``port``, ``secure``."""
@@ -269,10 +273,15 @@ class AdapterConfig(_Section):
         reconcile: ``alpaca`` only: what start-up reconciliation does with differences between the
             broker and PostgreSQL (``torghut.dataflow.reconcile``): ``report`` logs them, ``adopt`` also
             inserts open broker orders PostgreSQL does not know, ``halt`` refuses to start.
+        account_refresh_s: ``alpaca`` only: the account stage decides against the broker's account,
+            positions and open order count, read at most this often (wall-clock seconds; torghut's
+            ``TRADING_RECONCILE_MS``, 15 s) at the start of a release and written to
+            ``position_snapshots``. None: never (the stage's own ledger from ``starting_equity``).
     """
 
     kind: Literal["paper", "alpaca", "dry_run"] | None = None
     reconcile: Literal["adopt", "report", "halt"] = "report"
+    account_refresh_s: float | None = Field(default=15.0, gt=0)
 
 
 class ServiceConfig(_Section):
@@ -370,6 +379,9 @@ def service_config_from_data(
         source.update(_clickhouse_env(env))
     service_data["source"] = source
     service_data.update({field: env[name] for name, field in RECOVERY_ENV.items() if env.get(name)})
+    if env.get(RECONCILE_MS_ENV):
+        refresh = _reconcile_ms(env[RECONCILE_MS_ENV])
+        service_data["adapter"] = {**(service_data.get("adapter") or {}), "account_refresh_s": refresh}
     if env.get(CATALOG_PATH_ENV):
         service_data["catalog"] = env[CATALOG_PATH_ENV]
     if env.get(DATABASE_URL_ENV):
@@ -382,6 +394,19 @@ def service_config_from_data(
     except ValidationError as exc:
         msg = f"invalid service configuration{where}:\n{exc}"
         raise ConfigError(msg) from exc
+
+
+def _reconcile_ms(value: str) -> float:
+    """``TRADING_RECONCILE_MS`` (milliseconds, a positive integer) as seconds.
+
+    >>> _reconcile_ms("15000")
+    15.0
+    """
+    text = value.strip()
+    if not text.isdigit() or int(text) <= 0:
+        msg = f"{RECONCILE_MS_ENV} must be a positive whole number of milliseconds, found {value!r}"
+        raise ConfigError(msg)
+    return int(text) / 1000
 
 
 def _clickhouse_env(env: Mapping[str, str]) -> dict[str, Any]:

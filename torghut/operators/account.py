@@ -11,8 +11,10 @@ decision becomes a :class:`~torghut.contracts.decision.Rejection` with the whole
 The stage's state is plain immutable data (:class:`AccountState`) that bytewax snapshots.
 
 Orders go to the paper adapter the stage owns (its book is part of the state) unless an
-:class:`~torghut.connectors.broker.ExecutionAdapter` is injected (the service's Alpaca adapter); only the
-paper adapter's fills move the stage's ledger.
+:class:`~torghut.connectors.broker.ExecutionAdapter` is injected (the service's Alpaca adapter). The
+paper adapter's fills move the stage's ledger; with an :class:`AccountFeed` (the service in live mode,
+:class:`~torghut.dataflow.account_feed.BrokerAccountFeed`) the broker's snapshot, read at the start of a
+release, replaces it.
 
 Runtime control: when a :class:`~torghut.operators.control.ControlSource` is injected (the service's
 ``trading_control`` table), it is read at the start of every release and again just before the firewall
@@ -34,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -47,7 +49,7 @@ from torghut.contracts.decision import DecisionStatus, GateVerdict, Rejection, R
 from torghut.contracts.features import optional_decimal
 from torghut.contracts.frozen import EMPTY as EMPTY_MAP
 from torghut.contracts.frozen import FrozenMap, freeze
-from torghut.contracts.portfolio import PortfolioIntent, SymbolIntent
+from torghut.contracts.portfolio import PortfolioIntent, SymbolIntent, symbol_intent_key
 from torghut.contracts.signal import SymbolProgress
 from torghut.contracts.strategy import StrategyDefinition
 from torghut.metrics import METRICS
@@ -101,6 +103,14 @@ class IngestCheckpoint:
     cursor_at: datetime
     cursor_seq: int | None
     cursor_symbol: str
+
+
+class AccountFeed(Protocol):
+    """The broker's account, read by the account stage at the start of a release (live mode)."""
+
+    def read(self) -> AccountSnapshot | None:
+        """A new snapshot of the broker's account, or None when none is due (or the read failed)."""
+        ...
 
 
 AccountInput = SymbolIntent | TradeDecision | Fill | AccountSnapshot | IngestMark | SymbolProgress
@@ -160,6 +170,7 @@ ORDERS = "orders"
 REJECTIONS = "rejections"
 EXECUTIONS = "executions"
 ACCOUNT = "account"
+ACCOUNT_SNAPSHOTS = "account_snapshots"
 CHECKPOINTS = "checkpoints"
 ACCOUNT_STREAMS = (PORTFOLIO_INTENTS, DECISIONS, ORDERS, REJECTIONS, EXECUTIONS, ACCOUNT)
 
@@ -267,6 +278,11 @@ class AccountPipeline:
             :class:`~torghut.contracts.signal.SymbolProgress` bound has passed them (the outputs are
             those of holding everything to the end of input, produced while the input is still read).
             ``release_lateness_s`` must then be unset.
+        account_feed: the broker's account (live mode), read at the start of every release: a snapshot
+            it returns replaces the ledger's equity, cash, buying power and positions (and the risk
+            state's open order count) before the release's inputs are processed, and is emitted (the
+            service writes it to ``position_snapshots``). None (the default): the ledger alone, moved by
+            the paper adapter's fills.
     """
 
     def __init__(
@@ -280,8 +296,10 @@ class AccountPipeline:
         adapter: ExecutionAdapter | None = None,
         control: ControlSource | None = None,
         symbols: Iterable[str] | None = None,
+        account_feed: AccountFeed | None = None,
     ) -> None:
         self._symbols = None if symbols is None else frozenset(symbols)
+        self._account_feed = account_feed
         self._adapter = adapter
         self._control = control
         self._definitions: dict[str, StrategyDefinition] = {d.strategy_id: d for d in definitions}
@@ -367,6 +385,13 @@ class AccountPipeline:
         self._read_control()  # once per release (torghut's cycle): keeps the gauge and any hook current
         work = _Work(state, self._trading, self._costs, self._adapter)
         outputs: list[AccountOutput] = []
+        if self._account_feed is not None:
+            snapshot = self._account_feed.read()
+            if snapshot is not None:
+                work.view = AccountLedger.apply(work.view, snapshot)
+                if snapshot.open_orders is not None:
+                    work.risk = dataclasses.replace(work.risk, open_orders=snapshot.open_orders)
+                outputs.append((ACCOUNT_SNAPSHOTS, snapshot))
         for item in sorted(ready, key=canonical_key):
             outputs.extend(self._process(work, item))
             work.released_through = max(canonical_key(item)[0], work.released_through or _EPOCH)
@@ -432,6 +457,7 @@ class AccountPipeline:
             config=self._trading,
             position_qty=work.view.position(intent.symbol),
             strategy_max_notional=lead.max_notional_per_trade if lead else None,
+            intent_key=symbol_intent_key(portfolio.account, intent),
         )
         return outputs + self._execute(work, decision, policy, lead, intent.price, (verdict,))
 

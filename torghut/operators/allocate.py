@@ -509,13 +509,23 @@ class AccountLedger:
     @staticmethod
     def _snapshot(view: AccountView, snap: AccountSnapshot) -> AccountView:
         positions = FrozenMap(sorted((s, q) for s, q in snap.positions.items() if q != 0))
+        # The broker's entry prices win; a position the broker gives none for keeps the ledger's. A symbol
+        # the stage has marked keeps its mark (the signals' price, in event time); the broker's current
+        # price marks the others, so that their exposure counts before their first signal.
+        avg_prices = {s: p for s, p in view.avg_prices.items() if s in positions}
+        avg_prices.update((s, p) for s, p in snap.avg_prices.items() if s in positions)
+        marks = view.marks
+        unmarked = [(s, p) for s, p in snap.marks.items() if s in positions and s not in marks]
+        if unmarked:
+            marks = FrozenMap(sorted((*marks.items(), *unmarked)))
         return replace(
             view,
             equity=snap.equity,
             cash=snap.cash,
             buying_power=snap.buying_power,
             positions=positions,
-            avg_prices=FrozenMap(sorted((s, p) for s, p in view.avg_prices.items() if s in positions)),
+            marks=marks,
+            avg_prices=FrozenMap(sorted(avg_prices.items())),
             session_start_equity=snap.equity
             if view.session_start_equity is None
             else view.session_start_equity,

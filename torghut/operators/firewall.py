@@ -11,6 +11,12 @@ Before anything reaches an adapter the firewall checks, in this order:
    (``missing_upstream_verdict:<gate>``) and that none of them rejected (``upstream_rejected:<gate>``);
 5. that the ``client_order_id`` (the decision hash) was never sent (``duplicate_client_order_id``).
 
+After the checks, an adapter that keeps a record of sent intents (the service's
+:class:`~torghut.dataflow.reconcile.PersistedOrderGuard`) may still refuse the order because its intent
+was already sent under another client order id (:class:`~torghut.connectors.broker.IntentAlreadySent`):
+the firewall's verdict is then ``duplicate_intent``, with the earlier order's id in its inputs
+(``sent_client_order_id``).
+
 The control is passed in as data, read by the caller just before the order is evaluated; without a
 control source it is :data:`~torghut.operators.control.STATIC_CONTROL` and the verdict depends on the
 configuration alone. Its state is the set of sent client order ids, snapshotted as a sorted tuple.
@@ -21,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from torghut.connectors.broker import ExecutionAdapter
+from torghut.connectors.broker import ExecutionAdapter, IntentAlreadySent
 from torghut.contracts.decision import GateVerdict, Rejection, passed, rejected, rejection_from_trace
 from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.portfolio import OrderIntent
@@ -35,6 +41,7 @@ from torghut.operators.control import (
 from torghut.operators.trading_config import TradingConfig
 
 FIREWALL_GATE = "firewall"
+DUPLICATE_INTENT = "duplicate_intent"
 
 
 def firewall_verdict(
@@ -128,20 +135,32 @@ class OrderFirewall:
         The id is remembered as sent.
         """
         verdict = self.check(order, trace, control)
-        full_trace = (*trace, verdict)
         if verdict.blocks:
-            rejection = rejection_from_trace(
-                decision_hash=order.client_order_id,
-                symbol=order.symbol,
-                event_ts=order.event_ts,
-                stage="firewall",
-                gate_trace=full_trace,
-            )
-            return FirewallResult(verdict, full_trace, None, rejection)
+            return _blocked(order, trace, verdict)
         self._sent.add(order.client_order_id)
-        report = self._adapter.submit(order)
-        return FirewallResult(verdict, full_trace, report, None)
+        try:
+            report = self._adapter.submit(order)
+        except IntentAlreadySent as sent:
+            inputs = {
+                **verdict.inputs,
+                "intent_key": sent.intent_key,
+                "sent_client_order_id": sent.client_order_id,
+            }
+            return _blocked(order, trace, rejected(FIREWALL_GATE, DUPLICATE_INTENT, **inputs))
+        return FirewallResult(verdict, (*trace, verdict), report, None)
 
     def snapshot(self) -> tuple[str, ...]:
         """Return the sent client order ids, sorted: the firewall's recoverable state."""
         return tuple(sorted(self._sent))
+
+
+def _blocked(order: OrderIntent, trace: tuple[GateVerdict, ...], verdict: GateVerdict) -> FirewallResult:
+    full_trace = (*trace, verdict)
+    rejection = rejection_from_trace(
+        decision_hash=order.client_order_id,
+        symbol=order.symbol,
+        event_ts=order.event_ts,
+        stage="firewall",
+        gate_trace=full_trace,
+    )
+    return FirewallResult(verdict, full_trace, None, rejection)

@@ -188,6 +188,7 @@ def apply_execution_policy(
     adv: Decimal | None = None,
     strategy_max_notional: Decimal | None = None,
     audit: dict[str, Any] | None = None,
+    intent_key: str = "",
 ) -> PolicyResult:
     """Apply torghut's execution policy to one order and return the draft with every rule's verdict.
 
@@ -274,6 +275,7 @@ def apply_execution_policy(
                 "execution_policy": execution_policy,
             }
         ),
+        intent_key=intent_key,
     )
     return PolicyResult(draft, tuple(verdicts), notional, participation, selected, delays)
 
@@ -287,8 +289,13 @@ def policy_for_intent(
     strategy_max_notional: Decimal | None = None,
     spread: Decimal | None = None,
     adv: Decimal | None = None,
+    intent_key: str = "",
 ) -> PolicyResult:
-    """Apply the policy to an allocator intent: trade ``approved_qty`` on ``direction`` at ``price``."""
+    """Apply the policy to an allocator intent: trade ``approved_qty`` on ``direction`` at ``price``.
+
+    ``intent_key`` is the symbol intent's key (:func:`~torghut.contracts.portfolio.symbol_intent_key`),
+    carried by the order.
+    """
     return apply_execution_policy(
         account=intent.account,
         symbol=intent.symbol,
@@ -306,6 +313,7 @@ def policy_for_intent(
             "source_strategy_ids": list(intent.source_strategy_ids),
             "net_target_qty": intent.net_target_qty,
         },
+        intent_key=intent_key,
     )
 
 
@@ -325,7 +333,10 @@ def policy_for_decision(
     position_qty: Decimal,
     strategy_max_notional: Decimal | None = None,
 ) -> PolicyResult:
-    """Apply the policy to a legacy decision; the price, spread and ADV come from its ``params``."""
+    """Apply the policy to a legacy decision; the price, spread and ADV come from its ``params``.
+
+    The order's intent key is the decision hash: a legacy decision is sized before the account stage.
+    """
     return apply_execution_policy(
         account=decision.account or config.account_label,
         symbol=decision.symbol,
@@ -343,4 +354,5 @@ def policy_for_decision(
         adv=optional_decimal(_first_truthy(decision.params, ADV_PARAM_KEYS)),
         strategy_max_notional=strategy_max_notional,
         audit={"strategy_id": decision.strategy_id, "rationale": decision.rationale},
+        intent_key=decision.decision_hash,
     )

@@ -1,10 +1,14 @@
-"""Shared test data: credentials the server expects, a fixed clock and an order builder."""
+"""Shared test data: credentials the server expects, a fixed clock, an order builder, a paper server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
+from torghut.connectors.alpaca_server import AlpacaTestServer
 from torghut.contracts.portfolio import OrderIntent
 
 KEY_ID = "AKTESTKEYID0000"
@@ -34,3 +38,28 @@ def make_order(
         client_order_id=client_order_id,
         event_ts=FIXED_NOW,
     )
+
+
+def serve(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    cash: Decimal = Decimal(100_000),
+    price: Decimal = Decimal(100),
+    mode: str = "paper",
+    env: dict[str, str] | None = None,
+) -> Iterator[AlpacaTestServer]:
+    """A started server and the ``APCA_*`` / ``TRADING_MODE`` environment (plus ``env``) pointing at it."""
+    alpaca = AlpacaTestServer(key_id=KEY_ID, secret=SECRET, cash=cash, default_price=price)
+    alpaca.start()
+    try:
+        for name, value in {
+            "APCA_API_KEY_ID": KEY_ID,
+            "APCA_API_SECRET_KEY": SECRET,
+            "APCA_API_BASE_URL": alpaca.base_url + "/v2",
+            "TRADING_MODE": mode,
+            **(env or {}),
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield alpaca
+    finally:
+        alpaca.stop()

@@ -77,4 +77,5 @@ TABLES = (
     "position_snapshots",
     "dead_letters",
     "trade_cursor",
+    "order_intents",
 )

@@ -20,6 +20,7 @@ ENGINE_TABLES = {
     "rejections",
     "dead_letters",
     "trading_control",
+    "order_intents",
     "schema_migrations",
 }
 

@@ -202,11 +202,19 @@ class AlpacaAdapter:
         except _BROKER_ERRORS as exc:
             raise AlpacaError(classify(exc)) from None
         signed: dict[str, Decimal] = {}
+        avg_prices: dict[str, Decimal] = {}
+        marks: dict[str, Decimal] = {}
         for position in positions:
             qty = abs(Decimal(position.qty))
             if position.side.value == "short":
                 qty = -qty
             signed[position.symbol] = signed.get(position.symbol, Decimal(0)) + qty
+            avg = _decimal(position.avg_entry_price)
+            if avg is not None and avg > 0:
+                avg_prices[position.symbol] = avg
+            mark = _decimal(position.current_price)
+            if mark is not None and mark > 0:
+                marks[position.symbol] = mark
         return AccountSnapshot(
             account=self.account,
             equity=_decimal(account.equity) or Decimal(0),
@@ -214,6 +222,8 @@ class AlpacaAdapter:
             buying_power=_decimal(account.buying_power) or Decimal(0),
             positions=FrozenMap(signed),
             event_ts=self._clock(),
+            avg_prices=FrozenMap(avg_prices),
+            marks=FrozenMap(marks),
         )
 
     def cancel_all(self, token: OrderFirewallToken) -> tuple[str, ...]:

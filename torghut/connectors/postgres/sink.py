@@ -157,6 +157,7 @@ class PostgresSink:
                         f"PostgresSink: could not write a batch of {self.pending} records after "
                         f"{attempt} attempts; the batch is kept for the next flush: {error}"
                     )
+                    logger.error("%s", msg)  # bytewax ends the flow without showing the exception
                     raise PersistenceError(msg) from error
                 logger.warning(
                     "PostgresSink: write of %d records failed (attempt %d/%d), retrying in %.2f s: %s",
@@ -170,6 +171,16 @@ class PostgresSink:
                 self._metrics.sink_retry("postgres").inc()
                 self._sleep(delay)
                 delay = min(delay * 2, self._backoff_max_s)
+            except psycopg.Error as error:
+                # Not a connection failure: retrying cannot help. bytewax ends the flow on the exception
+                # without showing it, so it is logged here.
+                logger.error(
+                    "PostgresSink: write of %d records refused by PostgreSQL, not retried (%s): %s",
+                    self.pending,
+                    type(error).__name__,
+                    str(error).strip(),
+                )
+                raise
             else:
                 self._report_cursors()
                 self._clear()
