@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import select
 from pathlib import Path
+from typing import IO, Any
 
 
 def stat_fields(pid: int | str) -> list[str] | None:
@@ -21,3 +23,17 @@ def alive(pid: int | str) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
     fields = stat_fields(pid)
     return fields is not None and fields[0] not in {"Z", "X"}
+
+
+def first_line(stream: IO[Any], timeout_s: float, what: str) -> str:
+    """The first line a child writes to ``stream`` (a pipe), waiting at most ``timeout_s``.
+
+    Raises:
+        TimeoutError: No whole line within ``timeout_s`` (names ``what``), instead of blocking the test.
+    """
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    if not ready:
+        msg = f"{what} wrote no line within {timeout_s:g} s"
+        raise TimeoutError(msg)
+    line = stream.readline()
+    return (line.decode() if isinstance(line, bytes) else line).strip()

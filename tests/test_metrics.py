@@ -35,6 +35,7 @@ OPERATOR_METRICS = {
     "torghut_runtime_unhandled_exceptions": ("counter", ()),
     "torghut_kill_switch_engaged": ("gauge", ()),
     "torghut_trading_control_read_failures": ("counter", ()),
+    "torghut_trading_reconcile_updates": ("counter", ()),
 }
 
 

@@ -206,6 +206,11 @@ class EngineMetrics:
             "Failed reads of the runtime trading control (each fails closed: the order is rejected).",
             registry=registry,
         )
+        self.reconcile_updates = Counter(
+            "torghut_trading_reconcile_updates_total",
+            "executions rows brought up to date with the broker's order status while the service runs.",
+            registry=registry,
+        )
         self._allocator_rejects = Counter(
             "allocator_reject_total",
             "Symbol intents the allocator rejected, by reason.",

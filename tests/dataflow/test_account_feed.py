@@ -6,7 +6,7 @@ dry-run adapter, so the broker's account changes only when the test places order
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from torghut.connectors.alpaca import AlpacaAdapter, AlpacaConfig
 from torghut.connectors.alpaca_server import AlpacaTestServer, Fault
 from torghut.connectors.broker import DryRunAdapter
 from torghut.contracts.account import AccountSnapshot
+from torghut.contracts.execution import ExecutionReport
 from torghut.contracts.portfolio import PortfolioIntent
 from torghut.dataflow.account_feed import BrokerAccountFeed
 from torghut.dataflow.config import EngineConfig
@@ -108,7 +109,9 @@ def test_the_broker_is_read_at_most_once_per_interval_and_its_changes_reach_the_
     server: AlpacaTestServer,
 ) -> None:
     clock = Clock()
-    feed = BrokerAccountFeed(AlpacaAdapter(AlpacaConfig.from_env()), 15.0, clock=clock)
+    listed: list[Sequence[ExecutionReport]] = []  # what the order status refresh would be given
+    adapter = AlpacaAdapter(AlpacaConfig.from_env())
+    feed = BrokerAccountFeed(adapter, 15.0, clock=clock, on_open_orders=listed.append)
     pipeline = _pipeline(feed)
     state, first = pipeline.on_items(
         pipeline.initial_state(), [symbol_intent("AAPL", 1, 1, "buy", 1000, 100)]
@@ -136,6 +139,10 @@ def test_the_broker_is_read_at_most_once_per_interval_and_its_changes_reach_the_
     # The broker's open order count replaced the stage's, and the release's own orders count after it.
     assert counted_before == sent_before
     assert state.risk.open_orders == 3 + len(_of(due, "orders"))
+    assert [sorted(r.client_order_id for r in orders) for orders in listed] == [
+        [],
+        ["open-0", "open-1", "open-2"],
+    ]
 
 
 def test_a_failed_read_keeps_the_last_snapshot_is_counted_and_is_retried_after_a_second(

@@ -24,6 +24,7 @@ from torghut.contracts.portfolio import OrderIntent
 from torghut.dataflow.reconcile import (
     RECONCILED_ADAPTER,
     UNKNOWN_AT_BROKER,
+    OrderStatusRefresh,
     PersistedOrderGuard,
     PositionDifference,
     ReconcileHalt,
@@ -278,9 +279,7 @@ def test_a_failed_look_up_of_the_earlier_order_sends_nothing_and_reports_retry_p
     server: AlpacaTestServer, dsn: str
 ) -> None:
     _claim_earlier(dsn)
-    server.inject(
-        *[Fault(status=503, body="unavailable", method="GET", path="/v2/orders:by_client_order_id")] * 3
-    )
+    server.inject(*[Fault(status=503, body="unavailable", method="GET", path=BY_CLIENT_ID)] * 3)
     guard = PersistedOrderGuard(_adapter(), dsn)
 
     report = guard.submit(_intent_order("b", qty="7"))
@@ -290,3 +289,41 @@ def test_a_failed_look_up_of_the_earlier_order_sends_nothing_and_reports_retry_p
     assert server.received("b" * 64) == 0
     assert _rows(dsn)["b" * 64][0] == "retry_pending"
     assert _claims(dsn) == {("paper", "intent-1"): "a" * 64}
+
+
+def test_the_status_refresh_follows_orders_at_the_broker_and_rewrites_only_what_changed(
+    server: AlpacaTestServer, dsn: str
+) -> None:
+    from tests.connectors.alpaca.support import make_order
+
+    adapter = _adapter()
+    guard = PersistedOrderGuard(adapter, dsn)
+    # Two buy limits far below the market (100): both stay open at the broker.
+    for cid in ("a", "b"):
+        guard.submit(make_order(cid * 64, order_type="limit", limit_price="1"))
+    assert {cid: row[0] for cid, row in _rows(dsn).items()} == {"a" * 64: "new", "b" * 64: "new"}
+    refresh = OrderStatusRefresh(dsn, adapter, "paper")
+    untouched = _xmins(dsn)
+
+    assert refresh(adapter.open_orders()) == 0  # nothing changed at the broker: no row rewritten
+    assert _xmins(dsn) == untouched
+    (order_a,) = [o for o in server.stored_orders() if o["client_order_id"] == "a" * 64]
+    server.brokerage.cancel(order_a["id"])  # cancelled at the broker (by hand, or torghut)
+    server.inject(Fault(status=503, body="unavailable", method="GET", path=BY_CLIENT_ID))
+    assert refresh(adapter.open_orders()) == 0  # the look-up failed: retried at the next read
+    assert _rows(dsn)["a" * 64][0] == "new"
+
+    assert refresh(adapter.open_orders()) == 1
+    assert _rows(dsn)["a" * 64][0] == "canceled"
+    assert _xmins(dsn)["b" * 64] == untouched["b" * 64]
+    assert refresh(adapter.open_orders()) == 0  # a final row is not looked at again
+    assert "<redacted>" in repr(refresh) and dsn not in repr(refresh)
+
+
+BY_CLIENT_ID = "/v2/orders:by_client_order_id"
+
+
+def _xmins(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT client_order_id, xmin::text FROM executions").fetchall()
+    return {str(c): str(x) for c, x in rows}

@@ -45,6 +45,7 @@ import yaml
 from psycopg import sql
 
 from tests.connectors.postgres.support import create_database, throwaway_postgres
+from tests.procs import first_line
 from tests.recovery.crash_harness import crash_arguments, start_maybe_killed
 from torghut.connectors.postgres import LocalPostgres
 
@@ -115,7 +116,11 @@ class AlpacaServerProcess:
             stderr=subprocess.DEVNULL,
         )
         assert self._proc.stdout is not None
-        line = self._proc.stdout.readline().decode().strip()
+        try:
+            line = first_line(self._proc.stdout, 60, "the Alpaca test server")
+        except TimeoutError:
+            self.stop()
+            raise
         if not line.startswith("http://127.0.0.1:"):
             self.stop()
             msg = f"the Alpaca test server did not print its base URL (got {line!r})"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -54,6 +54,8 @@ class BrokerAccountFeed:
         interval_s: The least time between two snapshots (the first read always asks).
         retry_s: The least time between a failed read and the next.
         clock: Monotonic seconds (tests pass their own).
+        on_open_orders: Called with the broker's open orders at every read (the service's
+            :class:`~torghut.dataflow.reconcile.OrderStatusRefresh`).
 
     >>> from datetime import UTC, datetime
     >>> from decimal import Decimal
@@ -73,7 +75,16 @@ class BrokerAccountFeed:
     True
     """
 
-    __slots__ = ("_broker", "_clock", "_failures", "_interval_s", "_next_at", "_retry_s", "_warned_at")
+    __slots__ = (
+        "_broker",
+        "_clock",
+        "_failures",
+        "_interval_s",
+        "_next_at",
+        "_on_open_orders",
+        "_retry_s",
+        "_warned_at",
+    )
 
     def __init__(
         self,
@@ -82,8 +93,10 @@ class BrokerAccountFeed:
         *,
         retry_s: float = RETRY_S,
         clock: Callable[[], float] = time.monotonic,
+        on_open_orders: Callable[[Sequence[ExecutionReport]], object] | None = None,
     ) -> None:
         self._broker = broker
+        self._on_open_orders = on_open_orders
         self._interval_s = interval_s
         self._retry_s = retry_s
         self._clock = clock
@@ -101,15 +114,17 @@ class BrokerAccountFeed:
             return None
         try:
             snapshot = self._broker.account_snapshot()
-            open_orders = len(self._broker.open_orders())
+            open_orders = self._broker.open_orders()
         except AlpacaError as error:
             self._failed(now, error)
             return None
+        if self._on_open_orders is not None:
+            self._on_open_orders(open_orders)
         if self._failures:
             logger.warning("broker account read again after %d failed read(s)", self._failures)
             self._failures, self._warned_at = 0, None
         self._next_at = now + self._interval_s
-        return replace(snapshot, open_orders=open_orders)
+        return replace(snapshot, open_orders=len(open_orders))
 
     def _failed(self, now: float, error: AlpacaError) -> None:
         self._failures += 1

@@ -18,6 +18,14 @@ before trading resumes, the broker's open orders and positions are compared with
 With ``halt`` any difference stops the start with :class:`ReconcileHalt`, whose message lists them and
 says how to proceed. ``report`` is the default.
 
+**While the service runs** (:class:`OrderStatusRefresh`, torghut's reconcile every
+``TRADING_RECONCILE_MS``): each time the broker account feed reads the account it also lists the open
+orders; every order PostgreSQL holds in a non-final status is brought up to date: from that list while it
+is open (a partial fill, say), else looked up by its client order id (filled, cancelled, expired since).
+Only rows whose status or filled quantity changed are written (``torghut_trading_reconcile_updates_total``);
+the decision's status follows (``upsert_executions``). A failed look-up or write is logged and retried
+at the next read.
+
 **Before every submit** (:class:`PersistedOrderGuard`, torghut §5.6): bytewax output is at-least-once
 around a crash, so a resumed service replays the orders of its last unfinished epoch. The firewall's
 memory of sent ids comes from the last snapshot and the Alpaca adapter finds an order the broker stored
@@ -59,6 +67,7 @@ from torghut.contracts.account import AccountSnapshot
 from torghut.contracts.execution import FINAL_STATUSES, ExecutionReport
 from torghut.contracts.frozen import freeze
 from torghut.contracts.portfolio import OrderIntent
+from torghut.metrics import METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -204,17 +213,23 @@ def _report_from_row(row: Sequence[Any]) -> ExecutionReport:
     )
 
 
+def stored_open(conn: Connection, account: str) -> dict[str, tuple[str, Decimal]]:
+    """``client_order_id -> (status, filled_qty)`` of ``account``'s orders PostgreSQL holds as not final.
+
+    ``retry_pending`` rows and rows already marked unknown at the broker are left out.
+    """
+    rows = conn.execute(
+        "SELECT client_order_id, status, filled_qty FROM executions WHERE alpaca_account_label = %s "
+        "AND status <> ALL(%s) AND status <> %s AND execution_actual_adapter = ANY(%s) "
+        "AND execution_fallback_reason IS DISTINCT FROM %s",
+        (account, sorted(FINAL_STATUSES), RETRY_PENDING, list(_LIVE_ADAPTERS), UNKNOWN_AT_BROKER),
+    ).fetchall()
+    return {str(cid): (str(status), Decimal(filled)) for cid, status, filled in rows}
+
+
 def stored_state(conn: Connection, account: str) -> tuple[list[str], set[str], dict[str, Decimal]]:
     """Read PostgreSQL's side for ``account``: open client order ids, every known id, fill positions."""
-    open_ids = [
-        str(r[0])
-        for r in conn.execute(
-            "SELECT client_order_id FROM executions WHERE alpaca_account_label = %s "
-            "AND status <> ALL(%s) AND status <> %s AND execution_actual_adapter = ANY(%s) "
-            "AND execution_fallback_reason IS DISTINCT FROM %s",
-            (account, sorted(FINAL_STATUSES), RETRY_PENDING, list(_LIVE_ADAPTERS), UNKNOWN_AT_BROKER),
-        ).fetchall()
-    ]
+    open_ids = list(stored_open(conn, account))
     known = {str(r[0]) for r in conn.execute("SELECT client_order_id FROM executions").fetchall()}
     positions = {
         str(symbol): Decimal(qty)
@@ -292,6 +307,66 @@ def _apply(conn: Connection, result: Reconciliation, policy: ReconcilePolicy) ->
             "WHERE client_order_id = ANY(%s)",
             (UNKNOWN_AT_BROKER, list(result.missing_at_broker)),
         )
+
+
+def _connected(conn: Connection | None, dsn: str) -> Connection:
+    """``conn`` while it is open, else a new autocommit connection."""
+    if conn is None or conn.closed:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    return conn
+
+
+class OrderStatusRefresh:
+    """Brings ``executions`` rows of orders not yet final up to date with the broker; see the module doc.
+
+    Args:
+        dsn: The PostgreSQL DSN (secret; never in ``repr``).
+        broker: Where closed orders are looked up by client order id (the Alpaca adapter).
+        account: The account label whose rows are refreshed.
+    """
+
+    __slots__ = ("_account", "_broker", "_conn", "_dsn")
+
+    def __init__(self, dsn: str, broker: AlpacaAdapter, account: str) -> None:
+        self._dsn = dsn
+        self._broker = broker
+        self._account = account
+        self._conn: Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"OrderStatusRefresh(account={self._account!r}, dsn=<redacted>)"
+
+    def __call__(self, broker_open: Sequence[ExecutionReport]) -> int:
+        """Refresh against the broker's open orders ``broker_open``; return how many rows changed."""
+        try:
+            conn = self._connection()
+            stored = stored_open(conn, self._account)
+            at_broker = {r.client_order_id: r for r in broker_open}
+            changed: list[ExecutionReport] = []
+            for cid, (status, filled) in sorted(stored.items()):
+                report = at_broker.get(cid) or self._broker.get_by_client_order_id(cid)
+                if report is not None and (report.status != status or report.filled_qty != filled):
+                    changed.append(report)
+            if changed:
+                upsert_executions(conn, changed)
+        except (AlpacaError, psycopg.Error) as error:
+            if isinstance(error, psycopg.Error) and self._conn is not None:
+                self._conn.close()
+            logger.warning("order status refresh failed, retried at the next account read: %s", error)
+            return 0
+        METRICS.reconcile_updates.inc(len(changed))
+        for report in changed:
+            logger.info(
+                "order %s is %s at the broker (filled %s)",
+                report.client_order_id,
+                report.status,
+                report.filled_qty,
+            )
+        return len(changed)
+
+    def _connection(self) -> Connection:
+        self._conn = _connected(self._conn, self._dsn)
+        return self._conn
 
 
 class PersistedOrderGuard:
@@ -426,6 +501,5 @@ class PersistedOrderGuard:
         return None
 
     def _connection(self) -> Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        self._conn = _connected(self._conn, self._dsn)
         return self._conn

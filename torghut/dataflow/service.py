@@ -95,7 +95,7 @@ from torghut.dataflow.build import wire_engine
 from torghut.dataflow.config import ConfigError
 from torghut.dataflow.control import CancelOnKillSwitch, build_control_source, cancels_on_kill_switch
 from torghut.dataflow.gc_tuning import tuned_gc
-from torghut.dataflow.reconcile import PersistedOrderGuard, reconcile_at_startup
+from torghut.dataflow.reconcile import OrderStatusRefresh, PersistedOrderGuard, reconcile_at_startup
 from torghut.dataflow.service_config import (
     ClickHouseSourceConfig,
     KafkaSourceConfig,
@@ -508,8 +508,13 @@ def _broker(
     if refresh is None:
         say("account: the stage's own ledger (adapter.account_refresh_s unset)")
         return guarded, None
-    say(f"account: the broker's, read at most every {refresh:g} s (adapter.account_refresh_s)")
-    return guarded, BrokerAccountFeed(AlpacaAdapter(AlpacaConfig.from_env()), refresh)
+    say(
+        f"account: the broker's, read at most every {refresh:g} s (adapter.account_refresh_s), with the "
+        "status of open orders"
+    )
+    broker = AlpacaAdapter(AlpacaConfig.from_env())
+    refresh_orders = OrderStatusRefresh(dsn, broker, config.engine.account.account)
+    return guarded, BrokerAccountFeed(broker, refresh, on_open_orders=refresh_orders)
 
 
 def run_service(

@@ -19,6 +19,7 @@ import pytest
 from requests.adapters import HTTPAdapter
 
 from tests.connectors.alpaca.support import KEY_ID, SECRET
+from tests.procs import first_line
 from torghut.connectors.alpaca_server import AlpacaTestServer, _Handler
 
 pytestmark = pytest.mark.integration
@@ -199,7 +200,7 @@ def test_module_cli_serves_alpaca_py(tmp_path: Any) -> None:
     )
     try:
         assert proc.stdout is not None
-        base_url = proc.stdout.readline().strip()
+        base_url = first_line(proc.stdout, 60, "python -m torghut.connectors.alpaca_server")
         assert base_url.startswith("http://127.0.0.1:")
         client = TradingClient("k", "s", paper=True, url_override=base_url)
         account = _within(30, client.get_account)
