@@ -327,3 +327,18 @@ def _xmins(dsn: str) -> dict[str, str]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT client_order_id, xmin::text FROM executions").fetchall()
     return {str(c): str(x) for c, x in rows}
+
+
+def test_the_status_refresh_marks_an_order_the_broker_does_not_know_once(
+    server: AlpacaTestServer, dsn: str
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        upsert_executions(conn, [_report("ghost")])
+    adapter = _adapter()
+    refresh = OrderStatusRefresh(dsn, adapter, "paper")
+
+    assert refresh(()) == 1
+    assert _rows(dsn)["ghost"] == ("accepted", "alpaca", UNKNOWN_AT_BROKER)
+    marked = _xmins(dsn)
+    assert refresh(()) == 0  # marked: neither looked up nor rewritten again
+    assert _xmins(dsn) == marked

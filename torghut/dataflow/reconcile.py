@@ -23,8 +23,9 @@ says how to proceed. ``report`` is the default.
 orders; every order PostgreSQL holds in a non-final status is brought up to date: from that list while it
 is open (a partial fill, say), else looked up by its client order id (filled, cancelled, expired since).
 Only rows whose status or filled quantity changed are written (``torghut_trading_reconcile_updates_total``);
-the decision's status follows (``upsert_executions``). A failed look-up or write is logged and retried
-at the next read.
+the decision's status follows (``upsert_executions``). An order the broker does not know at all is marked
+as at start-up (``reconcile_unknown_at_broker``) and not looked up again. A failed look-up or write is
+logged and retried at the next read.
 
 **Before every submit** (:class:`PersistedOrderGuard`, torghut §5.6): bytewax output is at-least-once
 around a crash, so a resumed service replays the orders of its last unfinished epoch. The firewall's
@@ -343,18 +344,27 @@ class OrderStatusRefresh:
             stored = stored_open(conn, self._account)
             at_broker = {r.client_order_id: r for r in broker_open}
             changed: list[ExecutionReport] = []
+            missing: list[str] = []
             for cid, (status, filled) in sorted(stored.items()):
                 report = at_broker.get(cid) or self._broker.get_by_client_order_id(cid)
-                if report is not None and (report.status != status or report.filled_qty != filled):
+                if report is None:
+                    missing.append(cid)
+                elif report.status != status or report.filled_qty != filled:
                     changed.append(report)
-            if changed:
-                upsert_executions(conn, changed)
+            # As at start-up: an order the broker does not know is marked, reported once, not looked up again.
+            _apply(
+                conn,
+                Reconciliation(missing_at_broker=tuple(missing), closed_at_broker=tuple(changed)),
+                "report",
+            )
         except (AlpacaError, psycopg.Error) as error:
             if isinstance(error, psycopg.Error) and self._conn is not None:
                 self._conn.close()
             logger.warning("order status refresh failed, retried at the next account read: %s", error)
             return 0
-        METRICS.reconcile_updates.inc(len(changed))
+        METRICS.reconcile_updates.inc(len(changed) + len(missing))
+        for cid in missing:
+            logger.warning("reconcile: order %s is open in PostgreSQL but unknown at the broker", cid)
         for report in changed:
             logger.info(
                 "order %s is %s at the broker (filled %s)",
@@ -362,7 +372,7 @@ class OrderStatusRefresh:
                 report.status,
                 report.filled_qty,
             )
-        return len(changed)
+        return len(changed) + len(missing)
 
     def _connection(self) -> Connection:
         self._conn = _connected(self._conn, self._dsn)
