@@ -163,14 +163,15 @@ def test_allocator_never_exceeds_any_cap(
 # Inputs where the first intent always fits (so the cap checks above run on every example, where arbitrary
 # inputs approve few intents): positive multipliers, caps of at least 1,000 that the budget multiplier
 # keeps at 500 or more, prices up to 200 and targets of whole shares.
-usable_cap = st.none() | st.decimals(min_value=1000, max_value=20000, places=2)
+positive_cap = st.decimals(min_value=1000, max_value=20000, places=2)
+usable_cap = st.none() | positive_cap
 usable_multiplier = st.decimals(min_value=Decimal("0.5"), max_value=2, places=2)
 
 
 @st.composite
 def approvable_configs(draw: st.DrawFn) -> AllocationConfig:
     config = draw(allocation_configs(enabled=True))
-    caps = st.dictionaries(st.sampled_from(STRATEGIES), usable_cap.filter(bool), max_size=4)
+    caps = st.dictionaries(st.sampled_from(STRATEGIES), positive_cap, max_size=4)
     return config.model_copy(
         update={
             "default_budget_multiplier": draw(usable_multiplier),
@@ -184,10 +185,10 @@ def approvable_configs(draw: st.DrawFn) -> AllocationConfig:
             "max_gross_exposure": draw(usable_cap),
             "strategy_notional_caps": draw(caps),
             "symbol_notional_caps": draw(
-                st.dictionaries(st.sampled_from(SYMBOLS), usable_cap.filter(bool), max_size=3)
+                st.dictionaries(st.sampled_from(SYMBOLS), positive_cap, max_size=3)
             ),
             "correlation_group_caps": draw(
-                st.dictionaries(st.sampled_from(("g1", "g2")), usable_cap.filter(bool), max_size=2)
+                st.dictionaries(st.sampled_from(("g1", "g2")), positive_cap, max_size=2)
             ),
         }
     )
