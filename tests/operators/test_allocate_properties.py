@@ -184,9 +184,7 @@ def approvable_configs(draw: st.DrawFn) -> AllocationConfig:
             "max_symbol_notional": draw(usable_cap),
             "max_gross_exposure": draw(usable_cap),
             "strategy_notional_caps": draw(caps),
-            "symbol_notional_caps": draw(
-                st.dictionaries(st.sampled_from(SYMBOLS), positive_cap, max_size=3)
-            ),
+            "symbol_notional_caps": draw(st.dictionaries(st.sampled_from(SYMBOLS), positive_cap, max_size=3)),
             "correlation_group_caps": draw(
                 st.dictionaries(st.sampled_from(("g1", "g2")), positive_cap, max_size=2)
             ),
