@@ -24,7 +24,13 @@ from torghut.contracts.portfolio import PortfolioIntent
 from torghut.dataflow.account_feed import BrokerAccountFeed
 from torghut.dataflow.config import EngineConfig
 from torghut.metrics import METRICS
-from torghut.operators.account import ACCOUNT_SNAPSHOTS, PORTFOLIO_INTENTS, AccountFeed, AccountPipeline
+from torghut.operators.account import (
+    ACCOUNT_SNAPSHOTS,
+    ORDERS,
+    PORTFOLIO_INTENTS,
+    AccountFeed,
+    AccountPipeline,
+)
 from torghut.strategies.catalog import load_catalog
 from torghut.strategies.registry import default_registry
 
@@ -126,7 +132,7 @@ def test_the_broker_is_read_at_most_once_per_interval_and_its_changes_reach_the_
     clock.now = 14.9
     state, early = pipeline.on_items(state, [symbol_intent("AAPL", 2, 2, "buy", 1000, 100)])
     counted_before = state.risk.open_orders  # the dry-run orders the stage sent so far
-    sent_before = len(_of(first + early, "orders"))
+    sent_before = len(_of(first + early, ORDERS))
     clock.now = 15.0
     state, due = pipeline.on_items(state, [symbol_intent("AAPL", 3, 3, "buy", 1000, 100)])
 
@@ -138,7 +144,7 @@ def test_the_broker_is_read_at_most_once_per_interval_and_its_changes_reach_the_
     assert _of(due, PORTFOLIO_INTENTS)[0].current_qty == Decimal(150)
     # The broker's open order count replaced the stage's, and the release's own orders count after it.
     assert counted_before == sent_before
-    assert state.risk.open_orders == 3 + len(_of(due, "orders"))
+    assert state.risk.open_orders == 3 + len(_of(due, ORDERS))
     assert [sorted(r.client_order_id for r in orders) for orders in listed] == [
         [],
         ["open-0", "open-1", "open-2"],

@@ -502,19 +502,19 @@ def _broker(
     if adapter is None or config.adapter_kind != "alpaca":
         return adapter, None
     dsn = config.postgres.dsn.get_secret_value()
-    reconcile_at_startup(dsn, AlpacaAdapter(AlpacaConfig.from_env()), config.adapter.reconcile, say=say)
+    broker = AlpacaAdapter(AlpacaConfig.from_env())  # reads only: the orders go through ``adapter``
+    reconcile_at_startup(dsn, broker, config.adapter.reconcile, say=say)
     guarded = PersistedOrderGuard(adapter, dsn)
-    refresh = config.adapter.account_refresh_s
-    if refresh is None:
+    interval = config.adapter.account_refresh_s
+    if interval is None:
         say("account: the stage's own ledger (adapter.account_refresh_s unset)")
         return guarded, None
     say(
-        f"account: the broker's, read at most every {refresh:g} s (adapter.account_refresh_s), with the "
+        f"account: the broker's, read at most every {interval:g} s (adapter.account_refresh_s), with the "
         "status of open orders"
     )
-    broker = AlpacaAdapter(AlpacaConfig.from_env())
     refresh_orders = OrderStatusRefresh(dsn, broker, config.engine.account.account)
-    return guarded, BrokerAccountFeed(broker, refresh, on_open_orders=refresh_orders)
+    return guarded, BrokerAccountFeed(broker, interval, on_open_orders=refresh_orders)
 
 
 def run_service(
