@@ -15,22 +15,26 @@ import pytest
 
 from tests.connectors.alpaca.support import serve
 from tests.operators.test_account_frontier import T0, symbol_intent
+from tests.operators.test_legacy import fv
 from torghut.connectors.alpaca import AlpacaAdapter, AlpacaConfig
 from torghut.connectors.alpaca_server import AlpacaTestServer, Fault
 from torghut.connectors.broker import DryRunAdapter
 from torghut.contracts.account import AccountSnapshot
+from torghut.contracts.decision import TradeDecision
 from torghut.contracts.execution import ExecutionReport
-from torghut.contracts.portfolio import PortfolioIntent
+from torghut.contracts.portfolio import OrderIntent, PortfolioIntent
 from torghut.dataflow.account_feed import BrokerAccountFeed
 from torghut.dataflow.config import EngineConfig
 from torghut.metrics import METRICS
 from torghut.operators.account import (
     ACCOUNT_SNAPSHOTS,
+    DECISIONS,
     ORDERS,
     PORTFOLIO_INTENTS,
     AccountFeed,
     AccountPipeline,
 )
+from torghut.operators.legacy import legacy_decisions
 from torghut.strategies.catalog import load_catalog
 from torghut.strategies.registry import default_registry
 
@@ -197,3 +201,35 @@ def test_snapshot_marks_count_broker_positions_until_the_stage_marks_them(server
     # A mark the stage holds is not replaced by the broker's price: marks are in event time.
     assert state.view.marks["AAPL"] == Decimal(100)
     assert state.view.equity == Decimal(22_000)
+
+
+def test_legacy_decisions_are_sized_against_the_brokers_equity_under_their_planned_intent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = EngineConfig()
+    definitions = load_catalog(ROOT / "benchmarks" / "catalog.yaml", default_registry()).definitions
+    # Every 1Sec strategy takes the legacy rule: legacy-macd-rsi (500 notional, 5% of equity) and
+    # vwap-deviation (400 notional, no equity share), sized upstream against the starting 100,000.
+    planned = legacy_decisions(fv(price="100"), definitions, engine.account.starting_equity, engine.trading)
+    by_strategy = {d.strategy_id: d for d in planned}
+    assert (by_strategy["legacy-macd-rsi"].qty, by_strategy["vwap-deviation"].qty) == (5, 4)
+
+    for _ in serve(monkeypatch, cash=Decimal(4000)):  # the broker's equity: 4,000, so 5% is 200
+        feed = BrokerAccountFeed(AlpacaAdapter(AlpacaConfig.from_env()), 15.0, clock=Clock())
+        _, outputs = _pipeline(feed).on_items(_pipeline(None).initial_state(), list(planned))
+    _, alone = _pipeline(None).on_items(_pipeline(None).initial_state(), list(planned))
+
+    decided: dict[str, TradeDecision] = {d.strategy_id: d for d in _of(outputs, DECISIONS)}
+    orders: dict[str, OrderIntent] = {o.client_order_id: o for o in _of(outputs, ORDERS)}
+    resized = decided["legacy-macd-rsi"]
+    assert resized.qty == 2 and Decimal(resized.params["sizing"]["notional_budget"]) == 200
+    assert resized.provenance["sizing_equity"] == "4000"
+    assert resized.decision_hash != by_strategy["legacy-macd-rsi"].decision_hash
+    kept = decided["vwap-deviation"]
+    assert kept.decision_hash == by_strategy["vwap-deviation"].decision_hash
+    for strategy_id, decision in decided.items():
+        order = orders[decision.decision_hash]  # the order's id is the decision's (re-sized) hash
+        assert order.qty == decision.qty
+        assert order.intent_key == by_strategy[strategy_id].decision_hash  # the intent as planned
+    # Without the broker (replays), the decisions go out as planned.
+    assert sorted(o.client_order_id for o in _of(alone, ORDERS)) == sorted(d.decision_hash for d in planned)

@@ -121,14 +121,23 @@ def _executions(dsn: str) -> dict[str, tuple[str, str | None]]:
     return {str(r[0]): (str(r[1]), r[2]) for r in rows}
 
 
-def _firewall_rejections(dsn: str) -> list[tuple[str, str]]:
-    """``(reasons, control_revision)`` of every order the firewall rejected."""
+def _firewall_rejections(dsn: str, field: str = "control_revision") -> list[tuple[str, str]]:
+    """``(reasons, the firewall verdict's input field)`` of every order the firewall rejected."""
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            "SELECT reasons, gate_trace -> -1 -> 'inputs' ->> 'control_revision' FROM rejections "
-            "WHERE stage = 'firewall'"
+            "SELECT reasons, gate_trace -> -1 -> 'inputs' ->> %s FROM rejections WHERE stage = 'firewall'",
+            (field,),
         ).fetchall()
     return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def _refused_intents(dsn: str) -> list[str]:
+    """The earlier order named by every ``duplicate_intent`` refusal."""
+    return [
+        sent
+        for reasons, sent in _firewall_rejections(dsn, "sent_client_order_id")
+        if reasons == "duplicate_intent"
+    ]
 
 
 def _torghut_control(dsn: str, *args: str) -> None:
@@ -346,15 +355,55 @@ def test_decisions_remade_against_the_brokers_changed_account_send_no_intent_twi
     assert {k: after[k] for k in claims} == claims
     assert sorted(again) == sorted(after[k] for k in set(after) - set(claims))
     assert len(set(posted) | set(again)) == len(posted) + len(again)
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT gate_trace -> -1 -> 'inputs' ->> 'sent_client_order_id' FROM rejections "
-            "WHERE stage = 'firewall' AND reasons = 'duplicate_intent'"
-        ).fetchall()
-    refused = [str(r[0]) for r in rows]
+    refused = _refused_intents(dsn)
     assert refused, "no decision came out differently against the broker's account"
     assert set(refused) <= set(posted)
     assert sum(server.brokerage.control_orders()["received"].values()) == len(posted) + len(again)
+
+
+def test_legacy_decisions_resized_against_the_brokers_changed_equity_send_no_intent_twice(
+    dsn: str, clean_signals: Path, paper_server: AlpacaTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = paper_server
+    log = ServerLog(server.brokerage, monkeypatch)
+    # torghut's legacy rule for every strategy. Sizing takes the least of each strategy's notional cap and
+    # its share of equity (intraday_tsmom: 1,000 or 8%, bollinger-reversion: 500 or 5%, ...): against the
+    # starting 100,000 the caps bind; against the broker's 10,000 the shares of equity do.
+    server.brokerage.cash = Decimal(10_000)
+    trading = {"trading_strategy_runtime_mode": "legacy"}
+    config = service_config(
+        {"kind": "file", "path": str(clean_signals)}, dsn, adapter={"kind": "alpaca"}, trading=trading
+    )
+    run_service(config, once=True)
+    posted = log.of("post")
+    claims = _claims(dsn)
+    assert posted and set(claims.values()) == set(posted)
+    assert _resized(dsn), "no legacy decision was sized against the broker's equity"
+    log.mark("restart")
+
+    # A deposit: the re-made decisions are sized by the caps again, so they get new hashes (client order
+    # ids), but they carry out the same planned intents.
+    server.brokerage.cash += Decimal(200_000)
+    run_service(config, once=True)
+
+    again = log.of("post", log.since("restart"))
+    after = _claims(dsn)
+    assert {k: after[k] for k in claims} == claims
+    assert not set(again) & set(posted)
+    refused = _refused_intents(dsn)
+    assert refused, "no re-made decision came out differently"
+    assert set(refused) <= set(posted)
+    assert sum(server.brokerage.control_orders()["received"].values()) == len(posted) + len(again)
+
+
+def _resized(dsn: str) -> list[tuple[str, str]]:
+    """Every decision sized against the broker's equity: its hash and that equity."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT decision_hash, decision_json -> 'provenance' ->> 'sizing_equity' FROM trade_decisions "
+            "WHERE decision_json -> 'provenance' ? 'sizing_equity'"
+        ).fetchall()
+    return [(str(h), str(e)) for h, e in rows]
 
 
 def test_without_the_broker_account_the_stage_decides_against_its_own_ledger(

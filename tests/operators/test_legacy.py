@@ -24,6 +24,7 @@ from torghut.operators.legacy import (
     coerce_timeframe,
     legacy_decisions,
     legacy_features,
+    resize_legacy_decision,
     resolve_qty,
     resolve_timeframe,
     route_decisions,
@@ -316,6 +317,38 @@ def test_default_qty_comes_from_config() -> None:
         strategy(), price=None, equity=None, config=TradingConfig(trading_default_qty=3)
     )
     assert (qty, sizing["reason"]) == (D(3), "missing_price")
+
+
+# --- sizing again against the broker's equity (live mode) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("max_notional", "pct", "equity"),
+    [("1000", "0.05", "4000"), (None, "0.02", "250000.5"), ("1000", "0.05", "0"), (None, "0.05", "1")],
+)
+def test_a_resized_decision_is_the_decision_made_against_that_equity(
+    max_notional: str | None, pct: str, equity: str
+) -> None:
+    s = strategy(max_notional=max_notional, pct=pct)
+    [planned] = legacy_decisions(fv(), [s], D("100000"), TradingConfig())
+    [direct] = legacy_decisions(fv(), [s], D(equity), TradingConfig())
+
+    resized = resize_legacy_decision(planned, s, equity=D(equity), config=TradingConfig())
+
+    assert resized.decision_hash == direct.decision_hash != planned.decision_hash
+    assert (resized.qty, plain(resized.params)) == (direct.qty, plain(direct.params))
+    assert resized.provenance["sizing_equity"] == equity
+    assert {k: v for k, v in resized.provenance.items() if k != "sizing_equity"} == dict(planned.provenance)
+
+
+def test_a_decision_whose_size_does_not_depend_on_equity_is_kept_as_it_is() -> None:
+    fixed = strategy(max_notional="1000")  # no pct: equity plays no part
+    [planned] = legacy_decisions(fv(), [fixed], D("100000"), TradingConfig())
+    assert resize_legacy_decision(planned, fixed, equity=D(5), config=TradingConfig()) is planned
+
+    capped = strategy(max_notional="1000", pct="0.05")  # the notional cap binds at both equities
+    [planned] = legacy_decisions(fv(), [capped], D("100000"), TradingConfig())
+    assert resize_legacy_decision(planned, capped, equity=D(50_000), config=TradingConfig()) is planned
 
 
 # --- features and timeframes --------------------------------------------------------------------

@@ -168,10 +168,11 @@ class OrderIntent:
     """A broker-neutral order; ``client_order_id`` is the idempotency hash (torghut's decision hash).
 
     ``intent_key`` names what the order carries out, independently of its sizing: the symbol intent
-    (:func:`~torghut.contracts.portfolio.symbol_intent_key`) or, for a legacy decision, the decision
-    hash. A decision re-made against a different account (a restart that reads the broker's account anew)
-    gets a new client order id but the same intent key, by which the service's order guard recognises an
-    intent already sent.
+    (:func:`~torghut.contracts.portfolio.symbol_intent_key`) or, for a legacy decision, the hash of the
+    decision as planned (sized against the starting equity, before any re-sizing in live mode). A
+    decision re-made against a different account (a restart that reads the broker's account anew) gets a
+    new client order id but the same intent key, by which the service's order guard recognises an intent
+    already sent.
     """
 
     account: str

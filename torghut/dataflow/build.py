@@ -129,8 +129,9 @@ class EngineStreams:
 class LegacyDecider:
     """Torghut's legacy decisions for one feature vector (legacy mode and the runtime's fallback).
 
-    Sizing uses the account's starting equity, as torghut sizes with the account snapshot it took at the
-    start of the batch; the allocator and risk gates then see the live account.
+    Sizing uses the account's starting equity: a replay's decisions depend on the input and configuration
+    alone. In live mode the account stage sizes them again against the broker's account, as torghut sizes
+    with the account snapshot it took last (:func:`~torghut.operators.legacy.resize_legacy_decision`).
     """
 
     def __init__(

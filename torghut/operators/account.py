@@ -14,7 +14,8 @@ Orders go to the paper adapter the stage owns (its book is part of the state) un
 :class:`~torghut.connectors.broker.ExecutionAdapter` is injected (the service's Alpaca adapter). The
 paper adapter's fills move the stage's ledger; with an :class:`AccountFeed` (the service in live mode,
 :class:`~torghut.dataflow.account_feed.BrokerAccountFeed`) the broker's snapshot, read at the start of a
-release, replaces it.
+release, replaces it, and legacy decisions (sized upstream against ``account.starting_equity``) are sized
+again against its equity (:func:`~torghut.operators.legacy.resize_legacy_decision`).
 
 Runtime control: when a :class:`~torghut.operators.control.ControlSource` is injected (the service's
 ``trading_control`` table), it is read at the start of every release and again just before the firewall
@@ -56,6 +57,7 @@ from torghut.metrics import METRICS
 from torghut.operators.allocate import AccountLedger, Allocator, AllocatorUsage
 from torghut.operators.control import STATIC_CONTROL, ControlSource, ControlState, effective_kill_switch
 from torghut.operators.firewall import OrderFirewall
+from torghut.operators.legacy import resize_legacy_decision
 from torghut.operators.policy import PolicyResult, policy_for_decision, policy_for_intent
 from torghut.operators.portfolio_config import AccountConfig, AllocationConfig
 from torghut.operators.risk import (
@@ -465,11 +467,17 @@ class AccountPipeline:
         price = optional_decimal(decision.params.get("price"))
         self._mark(work, decision.symbol, price, decision.event_ts)
         lead = self._definitions.get(decision.strategy_id)
+        # The intent is the decision as planned (sized against the starting equity, so it depends on the
+        # input and configuration alone); in live mode it is sized against the broker's account.
+        intent_key = decision.decision_hash
+        if self._account_feed is not None and lead is not None:
+            decision = resize_legacy_decision(decision, lead, equity=work.view.equity, config=self._trading)
         policy = policy_for_decision(
             decision,
             config=self._trading,
             position_qty=work.view.position(decision.symbol),
             strategy_max_notional=lead.max_notional_per_trade if lead else None,
+            intent_key=intent_key,
         )
         return self._execute(work, decision, policy, lead, price, ())
 

@@ -13,6 +13,7 @@ torghut's V3 decision hash. :func:`route_decisions` implements the runtime switc
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from torghut.contracts.decision import TradeDecision
 from torghut.contracts.features import FeatureVectorV3
+from torghut.contracts.frozen import freeze
 from torghut.contracts.signal import SignalEnvelope
 from torghut.contracts.strategy import Direction, StrategyDefinition
 from torghut.operators.trading_config import RuntimeMode, TradingConfig
@@ -193,6 +195,46 @@ def resolve_qty(
     if qty < 1:
         qty = Decimal(1)
     return qty, {"method": method, "notional_budget": str(budget), "price": str(price)}
+
+
+def resize_legacy_decision(
+    decision: TradeDecision, strategy: StrategyDefinition, *, equity: Decimal, config: TradingConfig
+) -> TradeDecision:
+    """``decision`` (a legacy one) sized against ``equity``: torghut sizes with the account it last read.
+
+    The strategies stage sizes legacy decisions against ``account.starting_equity``; in live mode the
+    account stage re-sizes them against the broker's account. Only a strategy with
+    ``max_position_pct_equity`` depends on equity: any other decision, and one whose size and sizing
+    metadata come out the same, is returned as it is. Otherwise the decision is made again with the new
+    quantity and sizing (so a new decision hash) and ``sizing_equity`` in its provenance.
+
+    >>> from datetime import UTC, datetime
+    >>> from torghut.contracts.frozen import EMPTY
+    >>> s = StrategyDefinition("s", "s", "legacy", "1.0.0", EMPTY, (),
+    ...     max_position_pct_equity=Decimal("0.05"))
+    >>> d = TradeDecision.create(strategy_id="s", symbol="AAPL",
+    ...     event_ts=datetime(2026, 1, 1, tzinfo=UTC), timeframe="1Min", action="buy", qty=Decimal(50),
+    ...     params={"price": Decimal(100), "sizing": {"method": "max_position_pct_equity",
+    ...     "notional_budget": "5000.00", "price": "100"}})
+    >>> resized = resize_legacy_decision(d, s, equity=Decimal(20_000), config=TradingConfig())
+    >>> resized.qty, resized.params["sizing"]["notional_budget"], resized.provenance["sizing_equity"]
+    (Decimal('10'), '1000.00', '20000')
+    """
+    pct = strategy.max_position_pct_equity
+    if pct is None or pct <= 0:
+        return decision
+    price = _dec(decision.params.get("price"))
+    qty, sizing = resolve_qty(strategy, price=price, equity=equity, config=config)
+    planned = decision.params.get("sizing")
+    if qty == decision.qty and planned is not None and dict(planned) == sizing:
+        return decision
+    resized = dataclasses.replace(
+        decision,
+        qty=qty,
+        params=freeze({**decision.params, "sizing": sizing}),
+        provenance=freeze({**decision.provenance, "sizing_equity": str(equity)}),
+    )
+    return dataclasses.replace(resized, decision_hash=resized.recompute_hash())
 
 
 def legacy_signal(features: LegacyFeatures) -> tuple[Direction, str] | None:

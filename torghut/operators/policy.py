@@ -332,10 +332,12 @@ def policy_for_decision(
     config: TradingConfig,
     position_qty: Decimal,
     strategy_max_notional: Decimal | None = None,
+    intent_key: str | None = None,
 ) -> PolicyResult:
     """Apply the policy to a legacy decision; the price, spread and ADV come from its ``params``.
 
-    The order's intent key is the decision hash: a legacy decision is sized before the account stage.
+    The order's intent key is ``intent_key``, by default the decision hash. The account stage passes the
+    hash of the decision as planned when it re-sizes the decision against the broker's account.
     """
     return apply_execution_policy(
         account=decision.account or config.account_label,
@@ -354,5 +356,5 @@ def policy_for_decision(
         adv=optional_decimal(_first_truthy(decision.params, ADV_PARAM_KEYS)),
         strategy_max_notional=strategy_max_notional,
         audit={"strategy_id": decision.strategy_id, "rationale": decision.rationale},
-        intent_key=decision.decision_hash,
+        intent_key=decision.decision_hash if intent_key is None else intent_key,
     )
