@@ -101,7 +101,7 @@ def assert_no_repeats_dropped(result: ReplayResult) -> None:
     summary = orjson.loads((result.out_dir / "summary.json").read_bytes())
     assert set(result.streams) >= set(STREAMS)
     assert set(summary["streams"]) == set(result.streams)
-    assert summary["resumed"] is False
+    assert summary["resumed"] is False and summary["resumed_from_epoch"] is None
     for name, stream in result.streams.items():
         assert stream.repeats_dropped == 0, (name, stream)
         assert summary["streams"][name]["repeats_dropped"] == 0, (name, summary["streams"][name])

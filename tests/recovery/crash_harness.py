@@ -56,6 +56,8 @@ class CycleReport:
     kept_bytes: int
     #: Part files left ending in a torn (partial) line by the cycle's kills.
     torn_tails: int = 0
+    #: ``summary.json``'s ``resumed_from_epoch`` of the completing run (None: no epoch was committed yet).
+    resumed_from_epoch: int | None = None
 
 
 @dataclass
@@ -339,7 +341,8 @@ def _check_cycle(
 
     ``before`` is the part files as the last kill left them, ``kept`` their size (checked unchanged).
     """
-    resumed = _summary(out)["resumed"] is True
+    summary = _summary(out)
+    resumed = summary["resumed"] is True
     if kills and not resumed:
         msg = f"cycle {cycle} was killed {kills} time(s), but its completing run did not resume"
         raise ResumeCheckError(msg)
@@ -351,7 +354,7 @@ def _check_cycle(
             f"(stream: (written, uninterrupted)): {more}"
         )
         raise ResumeCheckError(msg)
-    return CycleReport(kills, resumed, rewritten, kept, torn)
+    return CycleReport(kills, resumed, rewritten, kept, torn, summary.get("resumed_from_epoch"))
 
 
 def main() -> None:
@@ -378,7 +381,8 @@ def main() -> None:
     for number, cycle in enumerate(report.cycles):
         rewritten = sum(cycle.rewritten.values())
         print(
-            f"  cycle {number}: {cycle.kills} kill(s) · resumed {cycle.resumed} · kept "
+            f"  cycle {number}: {cycle.kills} kill(s) · resumed {cycle.resumed} (epoch {cycle.resumed_from_epoch})"
+            " · kept "
             f"{cycle.kept_bytes:,} bytes of part files · completing run wrote {rewritten:,} of {total:,} records"
             f" · torn part-file tails {cycle.torn_tails}"
         )

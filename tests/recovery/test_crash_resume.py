@@ -10,7 +10,15 @@ from bytewax.recovery import init_db_dir
 
 from tests.recovery.crash_harness import CrashReport, run_crash_test
 from torghut.connectors.synthetic.generator import write_sample_signals
-from torghut.recovery.store import CREATING_FILE, META_FILE, RecoveryStoreError, prepare_store
+from torghut.dataflow.build import FlowSpec
+from torghut.dataflow.replay import run_replay
+from torghut.recovery.store import (
+    CREATING_FILE,
+    META_FILE,
+    RecoveryStoreError,
+    committed_epoch,
+    prepare_store,
+)
 
 
 def _assert_killed_cycles_resumed(report: CrashReport) -> None:
@@ -73,6 +81,34 @@ def test_a_store_with_another_layout_is_refused(tmp_path: Path) -> None:
     assert again.resuming
     with pytest.raises(RecoveryStoreError, match="shards: store has 1, this run needs 2"):
         prepare_store(tmp_path / "r", flow_id="torghut_replay", shards=2, partitions=1, snapshot_interval_s=1)
+
+
+def test_a_resumed_run_reports_the_epoch_it_resumed_from(tmp_path: Path) -> None:
+    signals = tmp_path / "signals.jsonl"
+    write_sample_signals(signals, 5, 2, seed=4)
+    recovery = tmp_path / "r"
+    store = prepare_store(recovery, flow_id="torghut_replay", shards=1, partitions=1, snapshot_interval_s=1)
+    assert (store.resuming, store.resume_epoch) == (False, None)
+    assert committed_epoch(recovery) is None  # partitions made, nothing committed: nothing to resume
+
+    def replay() -> dict[str, object]:
+        spec = FlowSpec(
+            signals=signals,
+            catalog=Path(__file__).resolve().parents[2] / "benchmarks" / "catalog.yaml",
+            parts_dir=tmp_path / ".parts",
+            recovery_dir=recovery,
+            batch_size=100,
+        )
+        result = run_replay(spec, tmp_path / "out")
+        summary: dict[str, object] = orjson.loads((result.out_dir / "summary.json").read_bytes())
+        return summary
+
+    first = replay()  # the store existed, but no run had committed an epoch: it started over
+    assert (first["resumed"], first["resumed_from_epoch"]) == (True, None)
+    epoch = committed_epoch(recovery)
+    assert isinstance(epoch, int) and epoch >= 1
+    again = replay()
+    assert (again["resumed"], again["resumed_from_epoch"]) == (True, epoch)
 
 
 def test_a_foreign_non_empty_directory_is_refused(tmp_path: Path) -> None:

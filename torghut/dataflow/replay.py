@@ -254,7 +254,12 @@ def run_replay(
         if watcher is not None:
             watcher.join()
     elapsed = time.perf_counter() - started
-    extra = {"processes": processes, "resumed": store is not None and store.resuming, **(extra_summary or {})}
+    extra = {
+        "processes": processes,
+        "resumed": store is not None and store.resuming,
+        "resumed_from_epoch": None if store is None else store.resume_epoch,
+        **(extra_summary or {}),
+    }
     return _summarize(spec, out_dir, elapsed, extra, processes)
 
 

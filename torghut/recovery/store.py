@@ -8,6 +8,8 @@ with a message saying what differs, rather than mis-reading old state.
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +37,11 @@ class RecoveryStore:
     directory: Path
     config: RecoveryConfig
     epoch_interval: timedelta
+    #: Whether the store existed (this run continues an earlier one).
     resuming: bool
+    #: The epoch this run's state resumes from: the oldest partition's last committed epoch, or None when
+    #: no partition has committed any (the earlier run stopped before its first snapshot: it starts over).
+    resume_epoch: int | None = None
 
 
 def _layout(flow_id: str, shards: int, partitions: int) -> dict[str, Any]:
@@ -81,7 +87,24 @@ def prepare_store(
         config=RecoveryConfig(directory),
         epoch_interval=timedelta(seconds=snapshot_interval_s),
         resuming=resuming,
+        resume_epoch=committed_epoch(directory) if resuming else None,
     )
+
+
+def committed_epoch(directory: Path) -> int | None:
+    """The oldest partition's last committed epoch in bytewax's partitions (``commits``), or None.
+
+    bytewax resumes every partition from the epoch all of them committed; a partition without a commit
+    means there is nothing to resume from.
+    """
+    epochs: list[int | None] = []
+    for part in sorted(directory.glob("part-*.sqlite3")):
+        with closing(sqlite3.connect(f"file:{part}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT max(commit_epoch) FROM commits").fetchone()
+        epochs.append(None if row is None else row[0])
+    if not epochs or None in epochs:
+        return None
+    return min(e for e in epochs if e is not None)
 
 
 def _create(directory: Path, layout: dict[str, Any]) -> None:
