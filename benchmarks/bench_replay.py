@@ -14,10 +14,12 @@ import json
 import math
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
+import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -25,8 +27,14 @@ from bytewax.testing import run_main
 
 from torghut.connectors.replay_file import REPLAY_BATCH_SIZE, ReplayFileSource
 from torghut.connectors.synthetic.generator import write_sample_signals
-from torghut.dataflow.build import FlowSpec, build_replay_flow, raw_symbol
+from torghut.contracts.features import VALUE_FIELDS_V3
+from torghut.contracts.signal import RawRecord
+from torghut.dataflow.build import FlowSpec, build_replay_flow, group_by_symbol, raw_symbol
 from torghut.dataflow.config import EngineConfig
+from torghut.operators.decode import decode_record
+
+# The V3 values a flat row's number columns become (as Decimals), up to ``spread``.
+_DECIMAL_COLUMNS = VALUE_FIELDS_V3[: VALUE_FIELDS_V3.index("spread")]
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / ".data"
@@ -40,6 +48,33 @@ class _Nothing(StatefulBatchLogic[Any, Any, None]):
 
     def snapshot(self) -> None:
         return None
+
+
+class _DecodeOnly(_Nothing):
+    """Decodes every record of its symbol's groups (the engine's ``decode_record``) and emits nothing."""
+
+    def on_batch(self, values: list[list[RawRecord]]) -> tuple[list[Any], bool]:
+        for group in values:
+            for raw, position in group:
+                decode_record(raw, position)
+        return [], False
+
+
+class _DecimalsOnly(_Nothing):
+    """The least a decoder with torghut's Decimal values does: orjson, then one Decimal per number.
+
+    Per record: ``orjson.loads``, the flat row's V3 number columns picked, and each present one made a
+    ``Decimal`` from its JSON text (``optional_decimal``'s result, which ``decode_record`` reaches the same
+    way); no timestamps, checks or feature vector.
+    """
+
+    def on_batch(self, values: list[list[RawRecord]]) -> tuple[list[Any], bool]:
+        for group in values:
+            for raw, _ in group:
+                row = orjson.loads(raw)
+                present = [v for v in map(row.get, _DECIMAL_COLUMNS) if v is not None]
+                list(map(Decimal, orjson.dumps(present).decode()[1:-1].split(",")))
+        return [], False
 
 
 class _Discard(StatelessSinkPartition[Any]):
@@ -57,6 +92,21 @@ def noop_flow(signals: Path, batch_size: int, shards: int) -> Dataflow:
     raw = op.input("source", flow, ReplayFileSource(signals, shards=shards, batch_size=batch_size))
     keyed = op.key_on("key_symbol", raw, raw_symbol)  # the engine's own routing key
     nothing = op.stateful_batch("noop", keyed, lambda _: _Nothing())
+    op.output("out", nothing, _DiscardSink())
+    return flow
+
+
+def decode_chain_flow(signals: Path, batch_size: int, shards: int, *, floor: bool = False) -> Dataflow:
+    """The engine's front alone: source, grouping by symbol, and a keyed step that decodes every record.
+
+    With ``floor``, the keyed step does only what any decoder with Decimal values must
+    (:class:`_DecimalsOnly`). Both show how much of the full graph's time decoding alone takes.
+    """
+    flow = Dataflow("decode_floor" if floor else "decode_chain")
+    raw = op.input("source", flow, ReplayFileSource(signals, shards=shards, batch_size=batch_size))
+    keyed = op.flat_map_batch("group_by_symbol", raw, group_by_symbol)
+    logic = _DecimalsOnly if floor else _DecodeOnly
+    nothing = op.stateful_batch("decode", keyed, lambda _: logic())
     op.output("out", nothing, _DiscardSink())
     return flow
 

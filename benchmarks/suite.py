@@ -8,6 +8,10 @@ not share warm caches, metrics or memory, and the throughput measures run in rou
 - throughput: the full graph (parse, normalize, four strategies, aggregation, account stage, sinks) against
   a no-op bytewax chain of the same shape on the same input (same source, batch size, ``key_on``, a
   stateful step that does nothing), one process each;
+- decoding alone, against the same no-op chain: the engine's front (source, grouping by symbol, a keyed
+  step running ``decode_record`` on every record) and the least any decoder with torghut's Decimal values
+  does (``orjson.loads`` and one ``Decimal`` per number column), to show what decoding leaves of the
+  throughput target;
 - strategy latency per symbol batch, p50 and p99, from the engine's ``strategy_latency_ms`` histogram;
 - scaling: the full graph on 2 processes against 1;
 - recovery: the full graph snapshotting every second against the same graph without recovery, both with
@@ -42,11 +46,14 @@ from pathlib import Path
 mode, signals, catalog, processes = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 recovery, release_5s = sys.argv[5] == "1", sys.argv[6] == "1"
 started = time.perf_counter()
-if mode == "noop":
+if mode in ("noop", "decode", "floor"):
     from bytewax.testing import run_main
-    from benchmarks.bench_replay import noop_flow
+    from benchmarks.bench_replay import decode_chain_flow, noop_flow
     from torghut.connectors.replay_file import REPLAY_BATCH_SIZE
-    run_main(noop_flow(signals, REPLAY_BATCH_SIZE, 1))
+    if mode == "noop":
+        run_main(noop_flow(signals, REPLAY_BATCH_SIZE, 1))
+    else:
+        run_main(decode_chain_flow(signals, REPLAY_BATCH_SIZE, 1, floor=mode == "floor"))
     extra = {}
 else:
     from torghut.dataflow.build import FlowSpec
@@ -127,6 +134,32 @@ def _quantile(buckets: list[list[float]], q: float) -> float:
     return math.inf
 
 
+# Every measure once per round, round after round: the VM's speed drifts over minutes, so measures taken one
+# after another would each see a different machine. The fastest run of each counts (the least disturbed).
+MEASURES: dict[str, dict[str, Any]] = {
+    "noop": {"mode": "noop"},
+    "decode": {"mode": "decode"},
+    "floor": {"mode": "floor"},
+    "engine": {"mode": "engine"},
+    "two_processes": {"mode": "engine", "processes": 2},
+    "released": {"mode": "engine", "release_5s": True},
+    "recovered": {"mode": "engine", "recovery": True, "release_5s": True},
+}
+
+
+def _rounds(signals: Path, repeat: int, results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Run every measure ``repeat`` times in rounds; save every run's time in ``results``, return the best."""
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in MEASURES}
+    for round_no in range(1, max(1, repeat) + 1):
+        for label, options in MEASURES.items():
+            run = _measure(options["mode"], signals, **{k: v for k, v in options.items() if k != "mode"})
+            runs[label].append(run)
+        times = ", ".join(f"{label} {runs[label][-1]['elapsed_s']:.2f}" for label in MEASURES)
+        print(f"round {round_no}/{repeat} (s): {times}", flush=True)
+    results["runs_s"] = {label: [round(run["elapsed_s"], 3) for run in done] for label, done in runs.items()}
+    return {label: min(done, key=lambda run: float(run["elapsed_s"])) for label, done in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -157,25 +190,7 @@ def main() -> None:
     }
     print(f"{events:,} events, {args.symbols} symbols, {results['python']}", flush=True)
 
-    # Every measure once per round, round after round: the VM's speed drifts over minutes, so measures
-    # taken one after another would each see a different machine. The fastest run of each counts (the
-    # least disturbed); every run's time is saved.
-    measures: dict[str, dict[str, Any]] = {
-        "noop": {"mode": "noop"},
-        "engine": {"mode": "engine"},
-        "two_processes": {"mode": "engine", "processes": 2},
-        "released": {"mode": "engine", "release_5s": True},
-        "recovered": {"mode": "engine", "recovery": True, "release_5s": True},
-    }
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in measures}
-    for round_no in range(1, max(1, args.repeat) + 1):
-        for label, options in measures.items():
-            run = _measure(options["mode"], signals, **{k: v for k, v in options.items() if k != "mode"})
-            runs[label].append(run)
-        times = ", ".join(f"{label} {runs[label][-1]['elapsed_s']:.2f}" for label in measures)
-        print(f"round {round_no}/{args.repeat} (s): {times}", flush=True)
-    results["runs_s"] = {label: [round(run["elapsed_s"], 3) for run in done] for label, done in runs.items()}
-    best = {label: min(done, key=lambda run: float(run["elapsed_s"])) for label, done in runs.items()}
+    best = _rounds(signals, args.repeat, results)
     noop, engine, two = best["noop"], best["engine"], best["two_processes"]
     released, recovered = best["released"], best["recovered"]
     results["noop_events_per_s"] = events / noop["elapsed_s"]
@@ -184,6 +199,11 @@ def main() -> None:
     row("no-op chain, 1 process", f"{results['noop_events_per_s']:,.0f} events/s")
     row("full graph, 1 process", f"{results['engine_events_per_s']:,.0f} events/s")
     row("full graph / no-op", f"{results['engine_vs_noop']:.1%}", "target >= 20%")
+    # What decoding alone leaves of the 20% budget: the engine's front (source, grouping, decode_record)
+    # and the least a decoder with Decimal values does (orjson and the Decimals), each as a chain.
+    for label, name in (("decode", "decode-only chain"), ("floor", "orjson + Decimals only chain")):
+        results[f"{label}_vs_noop"] = noop["elapsed_s"] / best[label]["elapsed_s"]
+        row(f"{name} / no-op", f"{results[f'{label}_vs_noop']:.1%}", "decoding alone")
     p50 = _quantile(engine["latency_buckets"], 0.50)
     p99 = _quantile(engine["latency_buckets"], 0.99)
     results["strategy_latency_ms_p50_le"], results["strategy_latency_ms_p99_le"] = p50, p99
