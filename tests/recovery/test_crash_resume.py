@@ -8,7 +8,7 @@ import orjson
 import pytest
 from bytewax.recovery import init_db_dir
 
-from tests.recovery.crash_harness import CrashReport, run_crash_test
+from tests.recovery.crash_harness import CATALOG, CrashReport, run_crash_test
 from torghut.connectors.synthetic.generator import write_sample_signals
 from torghut.dataflow.build import FlowSpec
 from torghut.dataflow.replay import run_replay
@@ -94,7 +94,7 @@ def test_a_resumed_run_reports_the_epoch_it_resumed_from(tmp_path: Path) -> None
     def replay() -> dict[str, object]:
         spec = FlowSpec(
             signals=signals,
-            catalog=Path(__file__).resolve().parents[2] / "benchmarks" / "catalog.yaml",
+            catalog=CATALOG,
             parts_dir=tmp_path / ".parts",
             recovery_dir=recovery,
             batch_size=100,

@@ -97,14 +97,14 @@ def committed_epoch(directory: Path) -> int | None:
     bytewax resumes every partition from the epoch all of them committed; a partition without a commit
     means there is nothing to resume from.
     """
-    epochs: list[int | None] = []
+    epochs: list[int] = []
     for part in sorted(directory.glob("part-*.sqlite3")):
         with closing(sqlite3.connect(f"file:{part}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT max(commit_epoch) FROM commits").fetchone()
-        epochs.append(None if row is None else row[0])
-    if not epochs or None in epochs:
-        return None
-    return min(e for e in epochs if e is not None)
+            (epoch,) = db.execute("SELECT max(commit_epoch) FROM commits").fetchone()
+        if epoch is None:
+            return None
+        epochs.append(epoch)
+    return min(epochs, default=None)
 
 
 def _create(directory: Path, layout: dict[str, Any]) -> None:
